@@ -1,0 +1,81 @@
+"""Config types shared by components: Go-style durations and sizes, exporter queue/retry keys."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field
+
+from otlp.component import ComponentConfig
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Go's time.ParseDuration ("1h30m", "200ms", "0") → seconds. Numbers are nanoseconds,
+    as when the Collector decodes an integer into a time.Duration."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 5s or 200ms")
+    if isinstance(value, int | float):
+        return float(value) / 1e9
+    if not isinstance(value, str):
+        raise ValueError("expected a duration such as 5s or 200ms")
+    text = value.strip()
+    sign = -1.0 if text.startswith("-") else 1.0
+    text = text.lstrip("+-")
+    if text == "0":
+        return 0.0
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or not text:
+        raise ValueError(f"invalid duration {value!r}: expected a duration such as 5s or 200ms")
+    return sign * total
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+"""Seconds as float, written in config as a Go duration string."""
+
+
+class TimeoutSettings(ComponentConfig):
+    timeout: Duration = 5.0
+
+
+class QueueSettings(ComponentConfig):
+    """exporterhelper's `sending_queue`."""
+
+    enabled: bool = True
+    num_consumers: int = Field(10, ge=1)
+    queue_size: int = Field(1000, ge=1)
+    # what queue_size counts: requests (batches), items (spans/points/records) or bytes
+    sizer: str = Field("requests", pattern="^(requests|items|bytes)$")
+    # id of a storage extension (file_storage) making the queue persistent
+    storage: str | None = None
+    # block the caller instead of refusing when full (the Collector's `block_on_overflow`)
+    block_on_overflow: bool = False
+    wait_for_result: bool = False
+
+
+class RetrySettings(ComponentConfig):
+    """exporterhelper's `retry_on_failure` (exponential backoff with jitter)."""
+
+    enabled: bool = True
+    initial_interval: Duration = 5.0
+    randomization_factor: float = Field(0.5, ge=0, le=1)
+    multiplier: float = Field(1.5, ge=1)
+    max_interval: Duration = 30.0
+    # 0 means retry forever
+    max_elapsed_time: Duration = 300.0
+
+
+class ExporterConfig(ComponentConfig):
+    """Base for exporters that sit behind the runtime's queue and retry helper."""
+
+    timeout: Duration = 5.0
+    sending_queue: QueueSettings = Field(default_factory=QueueSettings)
+    retry_on_failure: RetrySettings = Field(default_factory=RetrySettings)

@@ -1,0 +1,33 @@
+"""The component registry: every factory under the name used in YAML."""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+
+from otlp.component import Factory
+
+# One module per component; each exposes `factory`.
+COMPONENT_MODULES = (
+    "receivers.otlp",
+    "processors.batch",
+    "processors.memory_limiter",
+    "exporters.clickhouse",
+    "exporters.debug",
+    "exporters.nop",
+    "extensions.health_check",
+)
+
+
+@cache
+def factories() -> dict[tuple[str, str], Factory]:
+    """(kind, type) → Factory."""
+    found: dict[tuple[str, str], Factory] = {}
+    for module_name in COMPONENT_MODULES:
+        factory: Factory = importlib.import_module(module_name).factory
+        found[(factory.kind, factory.type)] = factory
+    return found
+
+
+def lookup(kind: str, type_: str) -> Factory | None:
+    return factories().get((kind, type_))
