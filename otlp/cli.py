@@ -1,0 +1,126 @@
+"""`airis` command line: run, validate, components, query later."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from importlib.metadata import version
+
+from otlp import config as config_module
+from otlp import registry
+from otlp.errors import ConfigError
+
+log = logging.getLogger("airis")
+
+
+def _version() -> str:
+    try:
+        return version("airis")
+    except Exception:
+        return "0+unknown"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="airis", description="OpenTelemetry-Collector-compatible ingest backend"
+    )
+    parser.add_argument("--version", action="version", version=f"airis {_version()}")
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="config file (repeatable; later files merge over earlier ones), "
+        "or 'yaml:key::path: value'",
+    )
+    sub = parser.add_subparsers(dest="command")
+    validate = sub.add_parser("validate", help="check a config and exit")
+    validate.add_argument("--config", action="append", default=[], metavar="FILE")
+    sub.add_parser("components", help="list the available components")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "components":
+        return _components()
+    if not args.config:
+        print("airis: at least one --config FILE is required", file=sys.stderr)
+        return 2
+    try:
+        cfg = config_module.load(args.config)
+    except ConfigError as exc:
+        print(f"airis: invalid configuration:\n{exc}", file=sys.stderr)
+        return 1
+    if args.command == "validate":
+        print("configuration is valid")
+        return 0
+    from otlp.telemetry import setup_logging
+
+    setup_logging(cfg.service.telemetry.logs.level, cfg.service.telemetry.logs.encoding)
+    return run(cfg)
+
+
+def _components() -> int:
+    by_kind: dict[str, list[str]] = {}
+    for (kind, type_), _factory in sorted(registry.factories().items()):
+        by_kind.setdefault(kind, []).append(type_)
+    print(f"buildinfo:\n  command: airis\n  version: {_version()}")
+    for kind in ("receiver", "processor", "exporter", "extension"):
+        print(f"{kind}s:")
+        for name in by_kind.get(kind, []):
+            print(f"  - {name}")
+    return 0
+
+
+def run(cfg: config_module.Config) -> int:
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency; keep running without it
+        runner = asyncio.run
+    try:
+        return runner(_serve(cfg))
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _serve(cfg: config_module.Config) -> int:
+    from otlp.service import Service
+    from otlp.telemetry import Telemetry
+    from otlp.telemetry_server import serve_metrics
+
+    telemetry = Telemetry()
+    service = Service(cfg, telemetry)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    metrics_server = None
+    address = cfg.service.telemetry.metrics.listen_address()
+    try:
+        if address:
+            metrics_server = await serve_metrics(telemetry, *address)
+        await service.start()
+    except Exception as exc:
+        log.error("Failed to start", extra={"error": str(exc)}, exc_info=True)
+        await service.shutdown()
+        if metrics_server:
+            await metrics_server.stop()
+        return 1
+    await stop.wait()
+    log.info("Received signal, shutting down")
+    await service.shutdown()
+    if metrics_server:
+        await metrics_server.stop()
+    log.info("Shutdown complete")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
