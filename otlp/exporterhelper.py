@@ -188,6 +188,10 @@ class QueuedExporter:
                 self._not_empty.clear()
                 await self._not_empty.wait()
             batch = self._items.popleft()
+            # as in the Collector, the queue size counts waiting batches, not those in flight
+            self._used -= self._size_of(batch)
+            self._size_gauge.set(self._used)
+            self._space.set()
             self._in_flight += 1
             self._idle.clear()
             try:
@@ -195,9 +199,6 @@ class QueuedExporter:
             except Exception:  # _send logs and counts; a worker never dies
                 pass
             finally:
-                self._used -= self._size_of(batch)
-                self._size_gauge.set(self._used)
-                self._space.set()
                 self._in_flight -= 1
                 if not self._items and not self._in_flight:
                     self._idle.set()
