@@ -47,6 +47,15 @@ ATTRIBUTES = pa.list_(pa.field("item", ATTRIBUTE, nullable=False))
 TRACE_ID = pa.binary(16)
 SPAN_ID = pa.binary(8)
 
+ENTITY_REF = pa.struct(
+    [
+        pa.field("schema_url", pa.string()),
+        pa.field("type", pa.string()),
+        pa.field("id_keys", pa.list_(pa.string())),
+        pa.field("description_keys", pa.list_(pa.string())),
+    ]
+)
+
 RESOURCES = pa.schema(
     [
         pa.field("attributes", ATTRIBUTES),
@@ -54,6 +63,8 @@ RESOURCES = pa.schema(
         pa.field("schema_url", pa.string()),
         # derived: resource.attributes["service.name"] as a string ("" when absent)
         pa.field("service_name", pa.string()),
+        # Resource.entity_refs (OTLP 1.8+, development status), kept for faithful forwarding
+        pa.field("entity_refs", pa.list_(pa.field("item", ENTITY_REF, nullable=False))),
     ]
 )
 

@@ -103,7 +103,7 @@ class Service:
                 key = (cid, signal)
                 if key not in self.queues:
                     exporter_cfg = cfg.components[EXPORTER][cid]
-                    if not isinstance(exporter_cfg, ExporterConfig):
+                    if not hasattr(exporter_cfg, "sending_queue"):
                         exporter_cfg = ExporterConfig()
                         exporter_cfg.sending_queue.enabled = False
                         exporter_cfg.retry_on_failure.enabled = False

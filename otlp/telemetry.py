@@ -13,7 +13,16 @@ import time
 from typing import Final
 
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
+
+# the Collector exposes no `*_created` series
+disable_created_metrics()
 
 # the Collector's item unit per signal in metric names
 ITEM_UNIT: Final = {"traces": "spans", "metrics": "metric_points", "logs": "log_records"}
@@ -163,5 +172,5 @@ def setup_logging(level: str = "info", encoding: str = "console") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access", "chdb", "clickhouse_connect"):
+    for noisy in ("uvicorn.access", "uvicorn.error", "chdb", "clickhouse_connect"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

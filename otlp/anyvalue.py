@@ -1,0 +1,479 @@
+"""KeyValue / AnyValue wire bytes <-> Arrow ``ATTRIBUTE`` / ``VALUE`` columns.
+
+Decoding: the shadow messages (``otlp.shadow``) give every KeyValue of a request as raw bytes.
+``keyvalues_to_arrow`` parses all of them in one vectorised numpy pass over the concatenated
+bytes. It recognises the canonical encodings every OTLP exporter produces (key, then value;
+the value a single string / bool / int / double / bytes / array / kvlist field); anything else
+(unknown fields, repeated fields, the profiles-only ``*_strindex`` fields) takes the per-value
+upb path, which has the full protobuf semantics and raises on malformed input. Small inputs take
+the upb path outright because numpy's fixed cost per call outweighs it there.
+
+Strings never go through Python objects on the fast path: the concatenated bytes are cut into
+segments (header, key, header, payload per KeyValue), and keys and values are gathered from
+that segment array with Arrow ``take``; the cast to ``string`` validates UTF-8.
+
+Encoding goes the other way, producing KeyValue / AnyValue bytes for the shadow messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import struct
+from decimal import Decimal
+from typing import Final
+
+import numpy as np
+import pyarrow as pa
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from otlp.batch import (
+    ATTRIBUTE,
+    V_ARRAY,
+    V_BOOL,
+    V_BYTES,
+    V_DOUBLE,
+    V_EMPTY,
+    V_INT,
+    V_KVLIST,
+    V_STRING,
+    VALUE,
+)
+from otlp.errors import InvalidRequestError
+
+# Below this many values per request the per-value upb path is cheaper (measured: numpy's
+# ~40 array operations cost about as much as 40 values through upb).
+SMALL: Final = 40
+
+_PAD: Final = b"\x00" * 16
+_I32_MAX: Final = 2**31 - 1
+
+# AnyValue tags (field number << 3 | wire type)
+_T_STRING: Final = 0x0A
+_T_BOOL: Final = 0x10
+_T_INT: Final = 0x18
+_T_DOUBLE: Final = 0x21
+_T_ARRAY: Final = 0x2A
+_T_KVLIST: Final = 0x32
+_T_BYTES: Final = 0x3A
+
+_ONEOF_TYPE: Final = {
+    "string_value": V_STRING,
+    "bool_value": V_BOOL,
+    "int_value": V_INT,
+    "double_value": V_DOUBLE,
+    "array_value": V_ARRAY,
+    "kvlist_value": V_KVLIST,
+    "bytes_value": V_BYTES,
+}
+
+Row = tuple[str, int, str | None, int | None, float | None, bool | None, bytes | None]
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON rendering compatible with the Collector's pcommon Value.AsString() (Go encoding/json)
+
+
+class _Unsupported(Exception):
+    """NaN or infinity: Go's json.Marshal fails, and AsString() yields ""."""
+
+
+_GO_ESCAPES: Final = {
+    ord("<"): "\\u003c",
+    ord(">"): "\\u003e",
+    ord("&"): "\\u0026",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+
+
+def _go_str(value: str) -> str:
+    # json.dumps escapes quotes, backslashes and control characters the way Go does (lowercase
+    # \u00xx, short forms for \b \f \n \r \t); Go additionally escapes HTML characters.
+    return json.dumps(value, ensure_ascii=False).translate(_GO_ESCAPES)
+
+
+def go_float(value: float) -> str:
+    """A float64 as Go's encoding/json writes it (ES6 number formatting)."""
+    if math.isnan(value) or math.isinf(value):
+        raise _Unsupported
+    text = repr(value)
+    magnitude = abs(value)
+    if magnitude != 0 and (magnitude < 1e-6 or magnitude >= 1e21):
+        # Python's repr is already in exponent form here; Go drops the exponent's leading 0
+        mantissa, _, exponent = text.partition("e")
+        sign = exponent[0]
+        digits = exponent[1:].lstrip("0") or "0"
+        return f"{mantissa}e{sign}{digits}"
+    if "e" in text or "E" in text:
+        text = format(Decimal(text), "f")
+    if text.endswith(".0"):
+        text = text[:-2]
+    return text
+
+
+def _render(value: AnyValue) -> str:
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return _go_str(value.string_value)
+    if kind == "int_value":
+        return str(value.int_value)
+    if kind == "double_value":
+        return go_float(value.double_value)
+    if kind == "bool_value":
+        return "true" if value.bool_value else "false"
+    if kind == "bytes_value":
+        return '"' + base64.b64encode(value.bytes_value).decode() + '"'
+    if kind == "array_value":
+        return "[" + ",".join(_render(item) for item in value.array_value.values) + "]"
+    if kind == "kvlist_value":
+        # AsRaw() builds a Go map (last duplicate wins); json.Marshal sorts the keys
+        items = {kv.key: kv.value for kv in value.kvlist_value.values}
+        return "{" + ",".join(_go_str(k) + ":" + _render(items[k]) for k in sorted(items)) + "}"
+    return "null"
+
+
+def as_string(value: AnyValue) -> str:
+    """pcommon Value.AsString() for arrays and kvlists: a JSON rendering."""
+    try:
+        return _render(value)
+    except _Unsupported:
+        return ""
+
+
+# ---------------------------------------------------------------------------------------------
+# per-value path (small inputs, non-canonical encodings)
+
+
+def _py_value(value: AnyValue) -> tuple[int, str | None, int | None, float | None, bool | None, bytes | None]:
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return V_STRING, value.string_value, None, None, None, None
+    if kind == "int_value":
+        return V_INT, None, value.int_value, None, None, None
+    if kind == "double_value":
+        return V_DOUBLE, None, None, value.double_value, None, None
+    if kind == "bool_value":
+        return V_BOOL, None, None, None, value.bool_value, None
+    if kind == "bytes_value":
+        return V_BYTES, None, None, None, None, value.bytes_value
+    if kind == "array_value" or kind == "kvlist_value":
+        return _ONEOF_TYPE[kind], as_string(value), None, None, None, value.SerializeToString()
+    # unset, or string_value_strindex: a profiles-only reference that other signals must treat
+    # as absent (OTLP spec)
+    return V_EMPTY, None, None, None, None, None
+
+
+def _parse_kv(chunk: bytes) -> Row:
+    try:
+        kv = KeyValue.FromString(chunk)
+    except DecodeError as exc:
+        raise InvalidRequestError(f"invalid attribute (KeyValue): {exc}") from exc
+    return (kv.key, *_py_value(kv.value))
+
+
+def _parse_av(chunk: bytes) -> Row:
+    try:
+        value = AnyValue.FromString(chunk)
+    except DecodeError as exc:
+        raise InvalidRequestError(f"invalid value (AnyValue): {exc}") from exc
+    return ("", *_py_value(value))
+
+
+def _rows_to_arrays(rows: list[Row]) -> list[pa.Array]:
+    keys, types, strs, ints, doubles, bools, raw = zip(*rows, strict=True) if rows else ([],) * 7
+    return [
+        pa.array(keys, pa.string()),
+        pa.array(types, pa.int8()),
+        pa.array(strs, pa.string()),
+        pa.array(ints, pa.int64()),
+        pa.array(doubles, pa.float64()),
+        pa.array(bools, pa.bool_()),
+        pa.array(raw, pa.binary()),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# vectorised path
+
+
+def _varint(data: np.ndarray, pos: np.ndarray, max_bytes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decode one varint at each position: (value as uint64, its length, complete?)."""
+    byte = data[pos]
+    value = (byte & 0x7F).astype(np.uint64)
+    length = np.ones(len(pos), np.int64)
+    more = byte >= 0x80
+    for i in range(1, max_bytes):
+        if not more.any():
+            break
+        byte = data[pos + i]
+        value |= np.where(more, (byte & 0x7F).astype(np.uint64) << np.uint64(7 * i), np.uint64(0))
+        length += more
+        more &= byte >= 0x80
+    return value, length, ~more
+
+
+def _bitmap(valid: np.ndarray) -> pa.Buffer | None:
+    if valid.all():
+        return None
+    return pa.py_buffer(np.packbits(valid, bitorder="little"))
+
+
+def _masked(values: np.ndarray, valid: np.ndarray, type_: pa.DataType) -> pa.Array:
+    return pa.array(values, type_, mask=~valid)
+
+
+def _parse_vectorised(chunks: list[bytes], keyed: bool) -> list[pa.Array]:
+    n = len(chunks)
+    blob = b"".join(chunks)
+    size = len(blob)
+    data = np.frombuffer(blob + _PAD, np.uint8)
+    lengths = np.fromiter(map(len, chunks), np.int64, n)
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+
+    def at(pos: np.ndarray) -> np.ndarray:
+        # positions computed from untrusted lengths may point anywhere; the padding and the
+        # clip keep every read in bounds, and the range checks below reject such rows
+        return np.minimum(pos, size)
+
+    if keyed:
+        has_key = (lengths > 0) & (data[at(starts)] == 0x0A)
+        key_len, key_hdr, key_ok = _varint(data, at(starts + 1), 5)
+        key_start = np.where(has_key, starts + 1 + key_hdr, starts)
+        key_end = np.where(has_key, key_start + key_len.astype(np.int64), starts)
+        ok = ~has_key | (key_ok & (key_end <= ends))
+        key_end = np.minimum(key_end, ends)
+        has_value = (key_end < ends) & (data[at(key_end)] == 0x12)
+        val_len, val_hdr, val_ok = _varint(data, at(key_end + 1), 5)
+        val_start = np.where(has_value, key_end + 1 + val_hdr, key_end)
+        val_end = np.where(has_value, val_start + val_len.astype(np.int64), key_end)
+        ok &= ~has_value | val_ok
+        ok &= val_end == ends
+    else:
+        key_start = key_end = val_start = starts
+        val_end = ends
+        ok = np.ones(n, np.bool_)
+
+    val_size = val_end - val_start
+    tag = np.where(val_size > 0, data[at(val_start)], 0)
+    second = data[at(val_start + 1)]
+    pay_len, pay_hdr, pay_ok = _varint(data, at(val_start + 1), 5)
+    pay_start = val_start + 1 + pay_hdr
+    delimited = pay_ok & (pay_start + pay_len.astype(np.int64) == val_end) & (val_size > 0)
+
+    is_str = delimited & (tag == _T_STRING)
+    is_bytes = delimited & (tag == _T_BYTES)
+    is_complex = delimited & ((tag == _T_ARRAY) | (tag == _T_KVLIST))
+    is_bool = (tag == _T_BOOL) & (val_size == 2) & (second <= 1)
+    is_double = (tag == _T_DOUBLE) & (val_size == 9)
+    is_int = (tag == _T_INT) & (val_size >= 2) & (val_size <= 11)
+    ok &= is_str | is_bytes | is_complex | is_bool | is_double | is_int | (val_size == 0)
+
+    ints = np.zeros(n, np.int64)
+    rows = np.flatnonzero(is_int & ok)
+    if len(rows):
+        value, used, complete = _varint(data, at(val_start[rows] + 1), 10)
+        ints[rows] = value.view(np.int64)
+        ok[rows[~(complete & (used == val_size[rows] - 1))]] = False
+
+    doubles = np.zeros(n, np.float64)
+    rows = np.flatnonzero(is_double & ok)
+    if len(rows):
+        gathered = data[(val_start[rows] + 1)[:, None] + np.arange(8)]
+        doubles[rows] = np.ascontiguousarray(gathered).view("<f8")[:, 0]
+
+    bools = second == 1
+    types = np.zeros(n, np.int8)
+    types[is_str] = V_STRING
+    types[is_bool] = V_BOOL
+    types[is_int] = V_INT
+    types[is_double] = V_DOUBLE
+    types[is_bytes] = V_BYTES
+    types[is_complex & (tag == _T_ARRAY)] = V_ARRAY
+    types[is_complex & (tag == _T_KVLIST)] = V_KVLIST
+
+    # Segments: four per value, tiling the blob: [start, key) [key) [key end, payload) [payload).
+    # Rows whose values are produced in Python point at extra segments after the blob.
+    payload = np.where(is_str | is_bytes, pay_start, np.where(is_complex, val_start, ends))
+    bounds = np.empty(4 * n + 1, np.int64)
+    bounds[0:-1:4] = starts
+    bounds[1::4] = np.where(ok, key_start, starts)
+    bounds[2::4] = np.where(ok, key_end, starts)
+    bounds[3::4] = np.where(ok, payload, starts)
+    bounds[-1] = size
+    seg = np.arange(n, dtype=np.int64) * 4
+    key_idx = seg + 1
+    str_idx = seg + 3
+    bytes_idx = seg + 3
+
+    extra: list[bytes] = []
+
+    def add_extra(value: bytes) -> int:
+        extra.append(value)
+        return 4 * n + len(extra) - 1
+
+    # complex values: bytes are the raw AnyValue segment; the JSON rendering is computed here
+    for i in np.flatnonzero(is_complex & ok).tolist():
+        raw = blob[val_start[i] : val_end[i]]
+        str_idx[i] = add_extra(_parse_av(raw)[2].encode())  # type: ignore[union-attr]
+
+    str_valid = (is_str | is_complex) & ok
+    bytes_valid = (is_bytes | is_complex) & ok
+    for i in np.flatnonzero(~ok).tolist():
+        key, kind, text, integer, double, flag, raw_bytes = (_parse_kv if keyed else _parse_av)(
+            chunks[i]
+        )
+        key_idx[i] = add_extra(key.encode())
+        types[i] = kind
+        if text is not None:
+            str_idx[i] = add_extra(text.encode())
+            str_valid[i] = True
+        if raw_bytes is not None:
+            bytes_idx[i] = add_extra(raw_bytes)
+            bytes_valid[i] = True
+        if integer is not None:
+            ints[i] = integer
+        if double is not None:
+            doubles[i] = double
+        if flag is not None:
+            bools[i] = flag
+
+    if extra:
+        extra_ends = size + np.cumsum(np.fromiter(map(len, extra), np.int64, len(extra)))
+        bounds = np.concatenate([bounds, extra_ends])
+        blob = blob + b"".join(extra)
+    if len(blob) > _I32_MAX:
+        raise InvalidRequestError("attributes exceed 2 GiB")
+    segments = pa.Array.from_buffers(
+        pa.binary(), len(bounds) - 1, [None, pa.py_buffer(bounds.astype(np.int32)), pa.py_buffer(blob)]
+    )
+    try:
+        keys = segments.take(pa.array(key_idx)).cast(pa.string())
+        strs = segments.take(pa.array(str_idx, mask=~str_valid)).cast(pa.string())
+    except pa.ArrowInvalid as exc:
+        raise InvalidRequestError(f"invalid UTF-8 in an attribute: {exc}") from exc
+    raw_col = segments.take(pa.array(bytes_idx, mask=~bytes_valid))
+    return [
+        keys,
+        pa.array(types, pa.int8()),
+        strs,
+        _masked(ints, types == V_INT, pa.int64()),
+        _masked(doubles, types == V_DOUBLE, pa.float64()),
+        _masked(bools, types == V_BOOL, pa.bool_()),
+        raw_col,
+    ]
+
+
+def keyvalues_to_arrow(chunks: list[bytes], small: int = SMALL) -> pa.StructArray:
+    """Serialized KeyValue messages -> an ``ATTRIBUTE`` struct array (one row per KeyValue)."""
+    if len(chunks) < small:
+        arrays = _rows_to_arrays([_parse_kv(chunk) for chunk in chunks])
+    else:
+        arrays = _parse_vectorised(chunks, keyed=True)
+    return pa.StructArray.from_arrays(arrays, fields=list(ATTRIBUTE))
+
+
+def anyvalues_to_arrow(
+    chunks: list[bytes], present: np.ndarray | None = None, small: int = SMALL
+) -> pa.StructArray:
+    """Serialized AnyValue messages -> a ``VALUE`` struct array; rows not ``present`` are null."""
+    if len(chunks) < small:
+        arrays = _rows_to_arrays([_parse_av(chunk) for chunk in chunks])
+    else:
+        arrays = _parse_vectorised(chunks, keyed=False)
+    mask = None if present is None or present.all() else pa.array(~present)
+    return pa.StructArray.from_arrays(arrays[1:], fields=list(VALUE), mask=mask)
+
+
+# ---------------------------------------------------------------------------------------------
+# encoding: Arrow -> KeyValue / AnyValue bytes
+
+_SMALL_VARINTS: Final = [bytes([i]) for i in range(128)]
+_DOUBLE: Final = struct.Struct("<d")
+
+
+def varint(value: int) -> bytes:
+    if 0 <= value < 128:
+        return _SMALL_VARINTS[value]
+    value &= 0xFFFFFFFFFFFFFFFF
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _delimited(tag: bytes, payload: bytes) -> bytes:
+    return tag + varint(len(payload)) + payload
+
+
+def value_bytes(
+    kind: int,
+    text: str | None,
+    integer: int | None,
+    double: float | None,
+    flag: bool | None,
+    raw: bytes | None,
+) -> bytes:
+    """One VALUE row as a serialized AnyValue (canonical: fields as upb writes them)."""
+    if kind == V_STRING:
+        return _delimited(b"\x0a", (text or "").encode())
+    if kind == V_INT:
+        return b"\x18" + varint(integer or 0)
+    if kind == V_DOUBLE:
+        return b"\x21" + _DOUBLE.pack(double or 0.0)
+    if kind == V_BOOL:
+        return b"\x10\x01" if flag else b"\x10\x00"
+    if kind == V_BYTES:
+        return _delimited(b"\x3a", raw or b"")
+    if kind == V_ARRAY or kind == V_KVLIST:
+        return raw or b""
+    return b""
+
+
+def values_to_bytes(values: pa.StructArray) -> list[bytes]:
+    """A VALUE (or ATTRIBUTE) struct array -> serialized AnyValue per row (b"" for empty)."""
+    columns = {name: col.to_pylist() for name, col in zip(_VALUE_NAMES, _value_fields(values))}
+    return [
+        value_bytes(*row)
+        for row in zip(
+            columns["type"],
+            columns["str"],
+            columns["int"],
+            columns["double"],
+            columns["bool"],
+            columns["bytes"],
+            strict=True,
+        )
+    ]
+
+
+_VALUE_NAMES: Final = [f.name for f in VALUE]
+
+
+def _value_fields(values: pa.StructArray) -> list[pa.Array]:
+    flat = values.flatten()
+    names = [f.name for f in values.type]
+    return [flat[names.index(name)] for name in _VALUE_NAMES]
+
+
+def keyvalues_to_bytes(attrs: pa.StructArray) -> list[bytes]:
+    """An ATTRIBUTE struct array -> serialized KeyValue per row."""
+    if len(attrs) == 0:
+        return []
+    keys = attrs.flatten()[0].to_pylist()
+    cache: dict[tuple[str, bytes], bytes] = {}
+    out = []
+    for key, value in zip(keys, values_to_bytes(attrs), strict=True):
+        encoded = cache.get((key, value))
+        if encoded is None:
+            encoded = (_delimited(b"\x0a", key.encode()) if key else b"") + (
+                _delimited(b"\x12", value) if value else b""
+            )
+            cache[(key, value)] = encoded
+        out.append(encoded)
+    return out
