@@ -45,7 +45,7 @@ from otlp.errors import InvalidRequestError
 
 # Below this many values per request the per-value upb path is cheaper (measured: numpy's
 # ~40 array operations cost about as much as 40 values through upb).
-SMALL: Final = 40
+SMALL = 40
 
 _PAD: Final = b"\x00" * 16
 _I32_MAX: Final = 2**31 - 1
@@ -147,7 +147,9 @@ def as_string(value: AnyValue) -> str:
 # per-value path (small inputs, non-canonical encodings)
 
 
-def _py_value(value: AnyValue) -> tuple[int, str | None, int | None, float | None, bool | None, bytes | None]:
+def _py_value(
+    value: AnyValue,
+) -> tuple[int, str | None, int | None, float | None, bool | None, bytes | None]:
     kind = value.WhichOneof("value")
     if kind == "string_value":
         return V_STRING, value.string_value, None, None, None, None
@@ -199,7 +201,9 @@ def _rows_to_arrays(rows: list[Row]) -> list[pa.Array]:
 # vectorised path
 
 
-def _varint(data: np.ndarray, pos: np.ndarray, max_bytes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _varint(
+    data: np.ndarray, pos: np.ndarray, max_bytes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Decode one varint at each position: (value as uint64, its length, complete?)."""
     byte = data[pos]
     value = (byte & 0x7F).astype(np.uint64)
@@ -348,7 +352,9 @@ def _parse_vectorised(chunks: list[bytes], keyed: bool) -> list[pa.Array]:
     if len(blob) > _I32_MAX:
         raise InvalidRequestError("attributes exceed 2 GiB")
     segments = pa.Array.from_buffers(
-        pa.binary(), len(bounds) - 1, [None, pa.py_buffer(bounds.astype(np.int32)), pa.py_buffer(blob)]
+        pa.binary(),
+        len(bounds) - 1,
+        [None, pa.py_buffer(bounds.astype(np.int32)), pa.py_buffer(blob)],
     )
     try:
         keys = segments.take(pa.array(key_idx)).cast(pa.string())
@@ -367,20 +373,18 @@ def _parse_vectorised(chunks: list[bytes], keyed: bool) -> list[pa.Array]:
     ]
 
 
-def keyvalues_to_arrow(chunks: list[bytes], small: int = SMALL) -> pa.StructArray:
+def keyvalues_to_arrow(chunks: list[bytes]) -> pa.StructArray:
     """Serialized KeyValue messages -> an ``ATTRIBUTE`` struct array (one row per KeyValue)."""
-    if len(chunks) < small:
+    if len(chunks) < SMALL:
         arrays = _rows_to_arrays([_parse_kv(chunk) for chunk in chunks])
     else:
         arrays = _parse_vectorised(chunks, keyed=True)
     return pa.StructArray.from_arrays(arrays, fields=list(ATTRIBUTE))
 
 
-def anyvalues_to_arrow(
-    chunks: list[bytes], present: np.ndarray | None = None, small: int = SMALL
-) -> pa.StructArray:
+def anyvalues_to_arrow(chunks: list[bytes], present: np.ndarray | None = None) -> pa.StructArray:
     """Serialized AnyValue messages -> a ``VALUE`` struct array; rows not ``present`` are null."""
-    if len(chunks) < small:
+    if len(chunks) < SMALL:
         arrays = _rows_to_arrays([_parse_av(chunk) for chunk in chunks])
     else:
         arrays = _parse_vectorised(chunks, keyed=False)
@@ -425,7 +429,7 @@ def value_bytes(
     if kind == V_INT:
         return b"\x18" + varint(integer or 0)
     if kind == V_DOUBLE:
-        return b"\x21" + _DOUBLE.pack(double or 0.0)
+        return b"\x21" + _DOUBLE.pack(0.0 if double is None else double)
     if kind == V_BOOL:
         return b"\x10\x01" if flag else b"\x10\x00"
     if kind == V_BYTES:
@@ -437,28 +441,11 @@ def value_bytes(
 
 def values_to_bytes(values: pa.StructArray) -> list[bytes]:
     """A VALUE (or ATTRIBUTE) struct array -> serialized AnyValue per row (b"" for empty)."""
-    columns = {name: col.to_pylist() for name, col in zip(_VALUE_NAMES, _value_fields(values))}
-    return [
-        value_bytes(*row)
-        for row in zip(
-            columns["type"],
-            columns["str"],
-            columns["int"],
-            columns["double"],
-            columns["bool"],
-            columns["bytes"],
-            strict=True,
-        )
-    ]
+    columns = [values.field(name).to_pylist() for name in _VALUE_NAMES]
+    return [value_bytes(*row) for row in zip(*columns, strict=True)]
 
 
 _VALUE_NAMES: Final = [f.name for f in VALUE]
-
-
-def _value_fields(values: pa.StructArray) -> list[pa.Array]:
-    flat = values.flatten()
-    names = [f.name for f in values.type]
-    return [flat[names.index(name)] for name in _VALUE_NAMES]
 
 
 def keyvalues_to_bytes(attrs: pa.StructArray) -> list[bytes]:

@@ -46,6 +46,14 @@ def as_array(column: ArrayLike) -> pa.Array:
     return column
 
 
+def fill_null(column: ArrayLike, value: object) -> pa.Array:
+    """``pc.fill_null`` that skips the kernel call (tens of µs) when nothing is null."""
+    arr = as_array(column)
+    if not arr.null_count:
+        return arr
+    return pc.fill_null(arr, value)
+
+
 def hex_ids(ids: ArrayLike, *, empty_as_zeros: bool = False) -> pa.StringArray:
     """fixed_size_binary ids (trace ids, span ids) -> lowercase hex strings.
 
@@ -131,9 +139,9 @@ def value_to_string(values: ArrayLike) -> pa.StringArray:
     n = len(arr)
     if n == 0:
         return pa.array([], pa.string())
-    types = pc.fill_null(pc.struct_field(arr, "type"), 0).to_numpy(zero_copy_only=False)
+    types = fill_null(pc.struct_field(arr, "type"), 0).to_numpy(zero_copy_only=False)
     # str holds strings and the JSON of arrays and maps; the other kinds are formatted
-    text = pc.fill_null(pc.struct_field(arr, "str"), "")
+    text = fill_null(pc.struct_field(arr, "str"), "")
     kinds = (
         (V_INT, lambda: pc.cast(pc.struct_field(arr, "int"), pa.string())),
         (V_DOUBLE, lambda: double_strings(pc.struct_field(arr, "double"))),
@@ -151,7 +159,7 @@ def value_to_string(values: ArrayLike) -> pa.StringArray:
         rows = types == kind
         if rows.any():
             conditions.append(pa.array(rows))
-            cases.append(pc.fill_null(render(), ""))
+            cases.append(fill_null(render(), ""))
     if not conditions:
         return text
     names = [str(i) for i in range(len(conditions))]
@@ -163,6 +171,11 @@ def list_offsets(lists: ArrayLike) -> pa.Int32Array:
     """Offsets of a list column with null lists counted as empty, starting at 0, so they
     fit ``pc.list_flatten(lists)`` (which skips nulls) whatever the input's slicing."""
     arr = as_array(lists)
+    if not arr.null_count:
+        offsets = arr.offsets
+        if offsets[0].as_py() == 0:
+            return offsets
+        return pc.subtract(offsets, offsets[0])
     lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False)
     offsets = np.zeros(len(arr) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
@@ -179,14 +192,14 @@ def attributes_to_string_map(attributes: ArrayLike) -> pa.MapArray:
     arr = as_array(attributes)
     offsets = list_offsets(arr)
     items = pc.list_flatten(arr)
-    keys = pc.fill_null(pc.struct_field(items, "key"), "")
+    keys = fill_null(pc.struct_field(items, "key"), "")
     return pa.MapArray.from_arrays(offsets, keys, value_to_string(items))
 
 
 def timestamps_ns(nanos: ArrayLike) -> pa.TimestampArray:
     """uint64 Unix nanoseconds -> timestamp('ns'); null -> epoch. Values past 2262 (beyond
     int64 nanoseconds) are clamped to the largest representable instant."""
-    arr = pc.fill_null(as_array(nanos), 0)
+    arr = fill_null(nanos, 0)
     if pa.types.is_unsigned_integer(arr.type):
         arr = pc.min_element_wise(arr, pa.scalar(_INT64_MAX, arr.type))
     return pc.cast(pc.cast(arr, pa.int64()), pa.timestamp("ns"))
@@ -195,7 +208,7 @@ def timestamps_ns(nanos: ArrayLike) -> pa.TimestampArray:
 def timestamps_s(nanos: ArrayLike) -> pa.TimestampArray:
     """uint64 Unix nanoseconds -> timestamp('s') truncated to whole seconds and clamped
     to what a ClickHouse DateTime (UInt32 seconds) holds; null -> epoch."""
-    arr = pc.fill_null(as_array(nanos), 0)
+    arr = fill_null(nanos, 0)
     seconds = pc.divide(pc.cast(arr, pa.uint64()), pa.scalar(1_000_000_000, pa.uint64()))
     seconds = pc.min_element_wise(seconds, pa.scalar(_UINT32_MAX, pa.uint64()))
     return pc.cast(pc.cast(seconds, pa.int64()), pa.timestamp("s"))
@@ -203,7 +216,7 @@ def timestamps_s(nanos: ArrayLike) -> pa.TimestampArray:
 
 def lookup_strings(codes: ArrayLike, names: list[str], default: str = "") -> pa.StringArray:
     """Small-integer enum column -> names[code]; null -> names[0]; out of range -> default."""
-    arr = pc.fill_null(as_array(codes), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    arr = fill_null(codes, 0).to_numpy(zero_copy_only=False).astype(np.int64)
     table = pa.array([*names, default], pa.string())
     index = np.where((arr >= 0) & (arr < len(names)), arr, len(names))
     return table.take(pa.array(index))

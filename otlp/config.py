@@ -181,8 +181,10 @@ def read_files(paths: list[str]) -> dict[str, Any]:
 
 
 def _yaml_inline(text: str) -> dict[str, Any]:
-    key, sep, value = text.partition(":")
-    if not sep:
+    # the value starts after the first ':' that is not part of a '::' path separator
+    match = re.match(r"^((?:[^:]|::)+):(?!:)(.*)$", text, re.S)
+    key, value = (match.group(1), match.group(2)) if match else ("", "")
+    if not match:
         raise ConfigError(f"invalid inline yaml {text!r}: expected key::path: value")
     doc: Any = yaml.safe_load(value) if value.strip() else None
     for part in reversed(key.split("::")):

@@ -8,7 +8,7 @@ import random
 import pyarrow as pa
 import pytest
 
-from otlp.batch import SPANS, Batch, empty_batch
+from otlp.batch import RESOURCES, SCOPES, SPANS, Batch, empty_batch
 from otlp.component import Exporter
 from otlp.confmodels import ExporterConfig, RetrySettings
 from otlp.errors import BackpressureError, PermanentError, RetryableError
@@ -18,7 +18,14 @@ from tests.fakes import FakeClock
 
 
 def spans(n: int) -> Batch:
+    """n spans (fields null) under one resource and one scope."""
     batch = empty_batch("traces")
+    batch.resources = pa.table(
+        {f.name: pa.nulls(1, f.type) for f in RESOURCES}, schema=RESOURCES
+    )
+    scopes = {f.name: pa.nulls(1, f.type) for f in SCOPES}
+    scopes["resource_index"] = pa.array([0], pa.int32())
+    batch.scopes = pa.table(scopes, schema=SCOPES)
     columns = {
         f.name: pa.nulls(n, f.type) if f.name != "scope_index" else pa.array([0] * n, pa.int32())
         for f in SPANS

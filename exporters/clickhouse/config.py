@@ -18,6 +18,11 @@ Endpoints:
 Query parameters of the endpoint and ``connection_params`` are either Go driver options
 (``dial_timeout``, ``read_timeout``, ``secure``, ``skip_verify``, ``compress``, ...), which
 are translated or ignored, or ClickHouse settings sent with every insert, as in the Collector.
+
+As in v0.165.0, ``database`` defaults to ``default`` (older releases used ``otel``), and
+``async_insert`` (default true) becomes the ``async_insert`` setting of a server
+connection; the embedded store gets no async inserts (its inserts are already batched and
+in-process, so the server-side buffer would only add latency).
 """
 
 from __future__ import annotations
@@ -156,8 +161,7 @@ def parse_endpoint(text: str) -> Endpoint:
         return Endpoint(kind="chdb", path=path, params=dict(parse_qsl(query)))
     if scheme not in _NETWORK_SCHEMES:
         raise ValueError(
-            f"endpoint scheme {scheme!r} is not supported: use chdb, http, https, tcp or "
-            "clickhouse"
+            f"endpoint scheme {scheme!r} is not supported: use chdb, http, https, tcp or clickhouse"
         )
     # the Collector also accepts "tcp://a:9000,tcp://b:9000": drop the repeated schemes
     rest = re.sub(rf",\s*(?:{'|'.join(_NETWORK_SCHEMES)})://", ",", rest, flags=re.I)

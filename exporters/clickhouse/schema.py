@@ -101,10 +101,7 @@ class Schema:
 
     def table_cluster(self) -> str:
         # a Replicated database replicates table DDL itself and rejects ON CLUSTER
-        if (
-            self.config.database_engine.name == "Replicated"
-            and self.database != DEFAULT_DATABASE
-        ):
+        if self.config.database_engine.name == "Replicated" and self.database != DEFAULT_DATABASE:
             return ""
         return self.cluster()
 

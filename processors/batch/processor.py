@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from otlp.batch import Batch
 from otlp.batch_ops import concat, split
 from otlp.component import Processor
-from otlp.errors import BackpressureError
+from otlp.errors import BackpressureError, ConsumeError
 from otlp.telemetry import Telemetry
 from processors.batch.config import BatchConfig
 
@@ -85,19 +85,18 @@ class BatchProcessor(Processor):
         task.add_done_callback(self._sending.discard)
 
     async def _deliver(self, pending: _Pending) -> None:
-        merged = pending.batches[0] if len(pending.batches) == 1 else concat(pending.batches)
-        pieces = (
-            split(merged, self.config.send_batch_max_size)
-            if self.config.send_batch_max_size and pending.items > self.config.send_batch_max_size
-            else [merged]
-        )
         error: BaseException | None = None
         try:
+            merged = pending.batches[0] if len(pending.batches) == 1 else concat(pending.batches)
+            max_size = self.config.send_batch_max_size
+            pieces = split(merged, max_size) if max_size and pending.items > max_size else [merged]
             for piece in pieces:
                 self.telemetry.batch_send_size.labels(self.id).observe(piece.item_count())
                 await self.next.consume(piece)
         except Exception as exc:  # every waiter gets the outcome of its batch
             error = exc
+            if not isinstance(exc, ConsumeError):
+                log.exception("batch delivery failed", extra={"processor": self.id})
         for waiter in pending.waiters:
             if waiter.done():
                 continue

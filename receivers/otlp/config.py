@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from otlp.component import ComponentConfig
 from otlp.confmodels import Duration
@@ -37,19 +37,26 @@ def split_endpoint(endpoint: str) -> tuple[str, int]:
 
 
 class _Endpoint(ComponentConfig):
-    endpoint: str
+    # transport first: the endpoint check depends on it
     transport: str = "tcp"
+    endpoint: str
 
-    @model_validator(mode="after")
-    def _check_endpoint(self) -> _Endpoint:
-        if self.transport not in TRANSPORTS:
+    @field_validator("transport")
+    @classmethod
+    def _check_transport(cls, transport: str) -> str:
+        if transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}")
-        if self.transport == "unix":
-            if not self.endpoint:
-                raise ValueError("endpoint: a unix socket path is required")
+        return transport
+
+    @field_validator("endpoint")
+    @classmethod
+    def _check_endpoint(cls, endpoint: str, info: ValidationInfo) -> str:
+        if info.data.get("transport", "tcp") == "unix":
+            if not endpoint:
+                raise ValueError("a unix socket path is required")
         else:
-            split_endpoint(self.endpoint)
-        return self
+            split_endpoint(endpoint)
+        return endpoint
 
 
 class TLSServerConfig(ComponentConfig):
@@ -107,9 +114,7 @@ class KeepaliveEnforcementPolicy(ComponentConfig):
 
 
 class KeepaliveServerConfig(ComponentConfig):
-    server_parameters: KeepaliveServerParameters = Field(
-        default_factory=KeepaliveServerParameters
-    )
+    server_parameters: KeepaliveServerParameters = Field(default_factory=KeepaliveServerParameters)
     enforcement_policy: KeepaliveEnforcementPolicy = Field(
         default_factory=KeepaliveEnforcementPolicy
     )

@@ -14,7 +14,9 @@ from receivers.otlp.config import CORSConfig
 Headers = list[tuple[bytes, bytes]]
 
 ALLOWED_METHODS = frozenset({"GET", "POST", "HEAD"})
-IMPLICIT_HEADERS = frozenset({"accept", "accept-language", "content-type", "content-language", "origin"})
+IMPLICIT_HEADERS = frozenset(
+    {"accept", "accept-language", "content-type", "content-language", "origin"}
+)
 
 
 class CORS:
@@ -36,16 +38,15 @@ class CORS:
         return self.any_origin or self._origin.fullmatch(origin.lower()) is not None
 
     def preflight(self, origin: str, method: str, request_headers: str) -> Headers:
-        """Response headers for an OPTIONS preflight (empty: refused)."""
-        vary = [
-            (b"vary", b"Origin, Access-Control-Request-Method, Access-Control-Request-Headers")
-        ]
+        """Response headers for an OPTIONS preflight (only Vary: refused)."""
+        vary = [(b"vary", b"Origin, Access-Control-Request-Method, Access-Control-Request-Headers")]
         if not self.origin_allowed(origin) or method.upper() not in ALLOWED_METHODS:
             return vary
         wanted = [h.strip().lower() for h in request_headers.split(",") if h.strip()]
         if not self.any_header and any(h not in self.headers for h in wanted):
             return vary
-        out = vary + [
+        out = [
+            *vary,
             (b"access-control-allow-origin", origin.encode("latin-1")),
             (b"access-control-allow-methods", method.upper().encode("latin-1")),
             (b"access-control-allow-credentials", b"true"),

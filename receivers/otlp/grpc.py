@@ -151,7 +151,10 @@ class GRPCServer:
             raise OSError(f"otlp receiver: cannot listen for gRPC on {address}")
         await server.start()
         self._server, self.port = server, port
-        log.info("Starting GRPC server", extra={"receiver": self.receiver.id, "endpoint": address})
+        log.info(
+            "Starting GRPC server",
+            extra={"receiver": self.receiver.id, "endpoint": address, "port": port},
+        )
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 import uvicorn
-from google.protobuf import json_format
 
-from otlp import decode
+from otlp import decode, jsonpb
 from otlp.errors import InvalidRequestError
 from receivers.otlp import compression, status
 from receivers.otlp.config import SUPPORTED_COMPRESSION, HTTPServerConfig, split_endpoint
@@ -46,7 +45,9 @@ JSON = b"application/json"
 TEXT = b"text/plain; charset=utf-8"
 NOT_FOUND = b"404 page not found\n"
 NOT_ALLOWED = b"405 method not allowed, supported: [POST]"
-UNSUPPORTED_TYPE = b"415 unsupported media type, supported: [application/json, application/x-protobuf]"
+UNSUPPORTED_TYPE = (
+    b"415 unsupported media type, supported: [application/json, application/x-protobuf]"
+)
 # a successful Export*ServiceResponse without partial_success
 EMPTY_RESPONSE = {PROTOBUF: b"", JSON: b"{}"}
 # idle keep-alive connections are kept this long when no idle/read timeout is configured
@@ -95,7 +96,9 @@ class OTLPHTTPApp:
                     preflight = self.cors.preflight(
                         origin_text,
                         request_method.decode("latin-1"),
-                        (_header(scope, b"access-control-request-headers") or b"").decode("latin-1"),
+                        (_header(scope, b"access-control-request-headers") or b"").decode(
+                            "latin-1"
+                        ),
                     )
                     await _respond(send, 204, None, b"", headers + preflight)
                     return
@@ -192,7 +195,7 @@ class OTLPHTTPApp:
         if media == PROTOBUF:
             payload = response.SerializeToString()
         else:
-            payload = json_format.MessageToJson(response, indent=None).encode()
+            payload = jsonpb.message_to_json(response)
         await _respond(send, 200, media, payload, headers)
 
 
@@ -309,7 +312,8 @@ class HTTPServer:
     async def start(self) -> None:
         cfg = self.cfg
         unsupported = set(cfg.compression_algorithms) - SUPPORTED_COMPRESSION
-        if unsupported:
+        # the default list names them too (the Collector's); only an explicit choice is worth a word
+        if unsupported and "compression_algorithms" in cfg.model_fields_set:
             log.warning(
                 "compression algorithms without a decoder are refused with 400",
                 extra={"receiver": self.receiver.id, "algorithms": sorted(unsupported)},
@@ -348,7 +352,8 @@ class HTTPServer:
             self._task.result()  # raises what stopped it
             raise OSError(f"otlp receiver: HTTP server on {cfg.endpoint} stopped while starting")
         log.info(
-            "Starting HTTP server", extra={"receiver": self.receiver.id, "endpoint": cfg.endpoint}
+            "Starting HTTP server",
+            extra={"receiver": self.receiver.id, "endpoint": cfg.endpoint, "port": self.port},
         )
 
     async def stop(self) -> None:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("airis.receiver.otlp")
 
+
 class OTLPReceiver(Receiver):
     # set by the runtime before start() when several worker processes share the ports
     reuse_port: bool = False
@@ -48,7 +49,7 @@ class OTLPReceiver(Receiver):
         return self.http.port if self.http else None
 
     async def start(self, host: Host) -> None:
-        # imported here: `grpc.py`/`http.py` pull in grpc.aio and uvicorn only when started
+        # imported here so that loading a config does not import uvicorn and the servers
         from receivers.otlp.grpc import GRPCServer
         from receivers.otlp.http import HTTPServer
 

@@ -1,5 +1,6 @@
-"""How an outcome is told to an OTLP client: gRPC status codes, HTTP status codes, and the
-google.rpc.Status (with a RetryInfo detail) both transports carry.
+"""How an outcome is told to an OTLP client: gRPC status codes, HTTP status codes, the
+google.rpc.Status (with a RetryInfo detail) both transports carry, and the
+Export*ServiceResponse with partial_success.
 
 Mapping (OTLP specification, "Failures", and the Collector's otlpreceiver):
 
@@ -8,7 +9,8 @@ Mapping (OTLP specification, "Failures", and the Collector's otlpreceiver):
 - InvalidRequestError → INVALID_ARGUMENT / 400.
 - anything unexpected → UNAVAILABLE / 503: retryable, as the Collector treats errors
   without a status, so data is not lost to a bug that a restart fixes.
-- PermanentError is not a failure here: the request succeeds with partial_success.
+- PermanentError is not a failure here: the request succeeds with partial_success
+  (rejected_spans / rejected_data_points / rejected_log_records and the error message).
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ import math
 from dataclasses import dataclass
 
 import grpc
-from google.protobuf import any_pb2, duration_pb2, json_format
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
+from otlp import jsonpb
 from otlp.errors import BackpressureError, InvalidRequestError, RetryableError
 
 
@@ -76,8 +79,8 @@ def status_protobuf(failure: Failure) -> bytes:
 
 
 def status_json(failure: Failure) -> bytes:
-    # json_format resolves the RetryInfo Any through the default pool (imported above)
-    return json_format.MessageToJson(failure.status(), indent=None).encode()
+    # the RetryInfo Any resolves through the default pool (error_details_pb2 is imported)
+    return jsonpb.message_to_json(failure.status())
 
 
 Message = (

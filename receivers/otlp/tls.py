@@ -47,7 +47,10 @@ def ssl_context(cfg: TLSServerConfig) -> ssl.SSLContext:
         # load_cert_chain only reads files: spill inline PEM to a private temp file
         with tempfile.TemporaryDirectory() as tmp:
             cert, key = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
-            for path, data in ((cert, _pem(cfg.cert_file, cfg.cert_pem)), (key, _pem(cfg.key_file, cfg.key_pem))):
+            for path, data in (
+                (cert, _pem(cfg.cert_file, cfg.cert_pem)),
+                (key, _pem(cfg.key_file, cfg.key_pem)),
+            ):
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
                 with os.fdopen(fd, "wb") as out:
                     out.write(data)

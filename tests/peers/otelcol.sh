@@ -38,21 +38,25 @@ if [ -z "$GO" ]; then
   exit 1
 fi
 
+# Leftovers of a build that was killed outright (no trap ran); the lock says none is running.
+rm -rf "$DEST_DIR"/.build.*
 # Same filesystem as the destination, so the final rename is atomic.
 WORK="$(mktemp -d "$DEST_DIR/.build.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 LOG="$WORK/build.log"
 
-echo "peers: building otelcol $OTELCOL_VERSION (cold: several minutes; log $LOG)" >&2
+echo "peers: building otelcol $OTELCOL_VERSION (about 3 minutes on 2 cores when cold)" >&2
 start=$(date +%s)
 
 # The machine's default GOPROXY is used as configured; the Collector is built without cgo,
-# like its official releases. -mod=mod lets the builder's go commands update go.mod/go.sum.
+# like its official releases. -mod=mod lets `go build` add the go.sum entries it needs.
 export CGO_ENABLED=0
 GOFLAGS_BUILD="$("$GO" env GOFLAGS) -mod=mod"
 
 fail() {
-  echo "otelcol.sh: $1 failed; last lines of $LOG:" >&2
+  # The work dir goes away on exit; keep its log beside the cache entry for a post-mortem.
+  cp "$LOG" "$DEST_DIR/failed-build.log"
+  echo "otelcol.sh: $1 failed (full log: $DEST_DIR/failed-build.log); last lines:" >&2
   tail -n 40 "$LOG" >&2
   exit 1
 }
@@ -93,8 +97,10 @@ EOF
 # dependency, and fileexporter's tests import a contrib module version that the proxy does not
 # serve. So the builder generates the sources, `go get` pins the manifest's modules (resolving
 # only what the binary imports), and the builder compiles with its usual flags.
+# (The builder makes an unused temp dir on every run: TMPDIR keeps it inside the work dir.)
+mkdir -p "$WORK/tmp"
 build_step() {
-  GOFLAGS="$GOFLAGS_BUILD" nice -n 10 "$WORK/bin/builder" --skip-get-modules "$@" \
+  TMPDIR="$WORK/tmp" GOFLAGS="$GOFLAGS_BUILD" nice -n 10 "$WORK/bin/builder" --skip-get-modules "$@" \
     --config "$WORK/manifest.yaml" >>"$LOG" 2>&1
 }
 build_step --skip-compilation || fail "generating the Collector's sources"
@@ -110,11 +116,16 @@ build_step --skip-generate || fail "compiling the Collector"
 # Only a binary that starts and knows its components goes into the cache.
 "$WORK/dist/otelcol" components >"$WORK/components.txt" 2>>"$LOG" ||
   fail "running the built Collector"
-for want in otlp batch memory_limiter nop debug otlphttp file; do
-  grep -q "name: $want\$" "$WORK/components.txt" || fail "checking component '$want'"
+# (0.165 names the OTLP exporters otlp_grpc and otlp_http; otlp and otlphttp are deprecated aliases.)
+for want in otlp batch memory_limiter nop debug otlp_grpc otlp_http file; do
+  if ! grep -q "name: $want\$" "$WORK/components.txt"; then
+    cat "$WORK/components.txt" >>"$LOG"
+    fail "checking component '$want'"
+  fi
 done
 
 cp "$WORK/manifest.yaml" "$DEST_DIR/manifest.yaml"
+rm -f "$DEST_DIR/failed-build.log"
 mv -f "$WORK/dist/otelcol" "$BIN"
 echo "peers: built $BIN in $(($(date +%s) - start))s" >&2
 echo "$BIN"

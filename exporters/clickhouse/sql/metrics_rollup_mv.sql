@@ -5,13 +5,12 @@ AS SELECT
     ServiceName,
     MetricName,
     '${metric_type}' AS MetricType,
-    any(MetricUnit) AS MetricUnit,
+    MetricUnit,
     Attributes,
-    cityHash64(Attributes) AS AttributesHash,
     toStartOfMinute(TimeUnix) AS Minute,
     toUInt64(count()) AS Count,
     sum(Value) AS Sum,
     min(Value) AS Min,
     max(Value) AS Max
 FROM ${database}.${source}
-GROUP BY ServiceName, MetricName, Attributes, Minute
+GROUP BY ServiceName, MetricName, MetricUnit, Attributes, Minute

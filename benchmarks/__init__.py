@@ -1,0 +1,1 @@
+"""Load generation and side-by-side measurements against the OpenTelemetry Collector."""

@@ -1,0 +1,194 @@
+"""ClickHouse connections: the embedded chDB store or a server over HTTP (clickhouse-connect),
+both driven from worker threads so the event loop never waits on an insert.
+
+chDB allows one store path per process and its client serialises calls on one handle with
+a lock, so every exporter instance naming the same path shares one client and one
+dedicated thread (calls queue there instead of piling up blocked pool threads). The HTTP
+client is thread-safe without a session id, so server inserts run on the default pool
+and proceed concurrently, one per queue consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import clickhouse_connect
+import pyarrow as pa
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.compression import available_compression
+from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError
+
+from exporters.clickhouse.config import ClickHouseConfig
+from otlp.confmodels import parse_duration
+from otlp.errors import ConsumeError, PermanentError, RetryableError
+
+log = logging.getLogger("airis.exporter.clickhouse")
+T = TypeVar("T")
+
+# ClickHouse error codes meaning the rows themselves (or the table's shape) are wrong:
+# sending them again cannot succeed. Everything else (network, timeouts, TOO_MANY_PARTS,
+# MEMORY_LIMIT_EXCEEDED, a missing table an operator may still create, ...) is retried,
+# as the Collector retries every ClickHouse error.
+PERMANENT_CODES = frozenset(
+    {
+        6,  # CANNOT_PARSE_TEXT
+        8,  # THERE_IS_NO_COLUMN
+        10,  # NOT_FOUND_COLUMN_IN_BLOCK
+        15,  # DUPLICATE_COLUMN
+        16,  # NO_SUCH_COLUMN_IN_TABLE
+        20,  # NUMBER_OF_COLUMNS_DOESNT_MATCH
+        26,  # CANNOT_PARSE_QUOTED_STRING
+        27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+        36,  # BAD_ARGUMENTS
+        38,  # CANNOT_PARSE_DATE
+        41,  # CANNOT_PARSE_DATETIME
+        43,  # ILLEGAL_TYPE_OF_ARGUMENT
+        44,  # ILLEGAL_COLUMN
+        47,  # UNKNOWN_IDENTIFIER
+        50,  # UNKNOWN_TYPE
+        53,  # TYPE_MISMATCH
+        62,  # SYNTAX_ERROR
+        69,  # ARGUMENT_OUT_OF_BOUND
+        70,  # CANNOT_CONVERT_TYPE
+        72,  # CANNOT_PARSE_NUMBER
+        73,  # UNKNOWN_FORMAT
+        117,  # INCORRECT_DATA
+        131,  # TOO_LARGE_STRING_SIZE
+        190,  # SIZES_OF_ARRAYS_DONT_MATCH
+        321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+        349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+    }
+)
+
+
+def classify(exc: BaseException, what: str) -> ConsumeError:
+    """Map a client or server error to the pipeline's retryable/permanent errors."""
+    if isinstance(exc, ConsumeError):
+        return exc
+    message = f"{what}: {exc}"
+    code = getattr(exc, "code", None)
+    if isinstance(exc, DatabaseError) and code in PERMANENT_CODES:
+        return PermanentError(message)
+    if isinstance(exc, DataError | pa.ArrowInvalid | pa.ArrowTypeError):
+        return PermanentError(message)
+    return RetryableError(message)
+
+
+class Connection:
+    """One ClickHouse client and where its calls run."""
+
+    def __init__(self, client: Client, executor: ThreadPoolExecutor | None, key: str) -> None:
+        self.client = client
+        self.executor = executor
+        self.key = key
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, lambda: fn(*args, **kwargs))
+
+    @property
+    def server_version(self) -> str:
+        return str(self.client.server_version)
+
+
+# chDB stores open in this process: resolved path -> (connection, users)
+_stores: dict[str, tuple[Connection, int]] = {}
+_stores_lock = threading.Lock()
+
+
+def _open_chdb(path: str, settings: dict[str, str]) -> Connection:
+    resolved = path if path.startswith(":memory:") else os.path.realpath(path)
+    with _stores_lock:
+        if resolved in _stores:
+            conn, users = _stores[resolved]
+            _stores[resolved] = (conn, users + 1)
+            return conn
+        if not resolved.startswith(":memory:"):
+            os.makedirs(resolved, exist_ok=True)
+        client = clickhouse_connect.get_client(
+            dsn=f"chdb://{resolved}" if resolved.startswith("/") else "chdb://memory",
+            settings=settings or None,
+        )
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chdb")
+        conn = Connection(client, executor, f"chdb:{resolved}")
+        _stores[resolved] = (conn, 1)
+        return conn
+
+
+def _http_client(config: ClickHouseConfig) -> Client:
+    target = config.target
+    params = config.params()
+    compress = config.compression()
+    if compress and compress not in available_compression:
+        log.warning("compress %r is not available here; using lz4", compress)
+        compress = "lz4"
+    tls = config.tls
+    skip_verify = params.get("skip_verify", "").lower() in ("true", "1")
+    options: dict[str, Any] = {
+        "username": config.username or target.username or "default",
+        "password": config.password.get_secret_value() or target.password,
+        "database": "default",
+        "secure": target.secure,
+        "compress": compress,
+        "settings": config.settings(),
+        # several workers insert at once: a session id would make the server refuse them
+        "autogenerate_session_id": False,
+        "verify": not (tls.insecure_skip_verify or skip_verify),
+        "client_name": "airis-clickhouse-exporter",
+    }
+    if "dial_timeout" in params:
+        options["connect_timeout"] = max(1, round(parse_duration(params["dial_timeout"])))
+    if "read_timeout" in params:
+        options["send_receive_timeout"] = max(1, round(parse_duration(params["read_timeout"])))
+    if tls.ca_file:
+        options["ca_cert"] = tls.ca_file
+    if tls.cert_file:
+        options["client_cert"] = tls.cert_file
+    if tls.key_file:
+        options["client_cert_key"] = tls.key_file
+    if tls.server_name_override:
+        options["server_host_name"] = tls.server_name_override
+    if params.get("http_path"):
+        options["proxy_path"] = params["http_path"]
+    errors = []
+    # connection_open_strategy in_order: the first host that answers
+    for host, port in target.hosts:
+        try:
+            return clickhouse_connect.get_client(host=host, port=port, **options)
+        except Exception as exc:
+            errors.append(f"{host}:{port}: {exc}")
+    raise OperationalError("cannot connect to ClickHouse: " + "; ".join(errors))
+
+
+async def open_connection(config: ClickHouseConfig) -> Connection:
+    target = config.target
+    if target.kind == "chdb":
+        # the first open of a store takes a while (engine start): keep it off the loop too
+        return await asyncio.to_thread(_open_chdb, target.path, config.settings())
+    client = await asyncio.to_thread(_http_client, config)
+    return Connection(client, None, "http")
+
+
+async def close_connection(conn: Connection) -> None:
+    if conn.executor is None:
+        await asyncio.to_thread(conn.client.close)
+        return
+    resolved = conn.key.removeprefix("chdb:")
+    with _stores_lock:
+        current = _stores.get(resolved)
+        if current is None:
+            return
+        stored, users = current
+        if users > 1:
+            _stores[resolved] = (stored, users - 1)
+            return
+        del _stores[resolved]
+    # close on the store's own thread, after every queued insert
+    await conn.call(conn.client.close)
+    conn.executor.shutdown(wait=True)
