@@ -246,7 +246,9 @@ SUMMARY_POINTS = pa.schema(
             pa.list_(
                 pa.field(
                     "item",
-                    pa.struct([pa.field("quantile", pa.float64()), pa.field("value", pa.float64())]),
+                    pa.struct(
+                        [pa.field("quantile", pa.float64()), pa.field("value", pa.float64())]
+                    ),
                     nullable=False,
                 )
             ),

@@ -56,10 +56,10 @@ class Host(Protocol):
 class Component:
     """Async lifecycle shared by every component."""
 
-    async def start(self, host: Host) -> None:  # noqa: B027 - optional hook
+    async def start(self, host: Host) -> None:
         pass
 
-    async def shutdown(self) -> None:  # noqa: B027 - optional hook
+    async def shutdown(self) -> None:
         pass
 
 
@@ -78,7 +78,7 @@ class Processor(Component):
     async def consume(self, batch: Batch) -> None:
         await self.next.consume(batch)
 
-    async def flush(self) -> None:  # noqa: B027 - optional hook
+    async def flush(self) -> None:
         """Hand everything held back (batches being built) to `next`; called on shutdown."""
 
 

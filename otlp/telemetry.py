@@ -153,7 +153,9 @@ class ConsoleFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         extras = " ".join(
-            f"{k}={v}" for k, v in vars(record).items() if k not in self._STD and not k.startswith("_")
+            f"{k}={v}"
+            for k, v in vars(record).items()
+            if k not in self._STD and not k.startswith("_")
         )
         line = (
             f"{self.formatTime(record, '%Y-%m-%dT%H:%M:%S')}\t{record.levelname.lower()}\t"

@@ -41,7 +41,7 @@ class Collector:
         self.health_url = f"http://{ext.get('endpoint', '127.0.0.1:13133')}/"
 
     def start(self, wait: bool = True, timeout: float = 60) -> Collector:
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "otlp.cli", "--config", str(self.config_path)],
             cwd=self.tmp,

@@ -20,7 +20,7 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 TRANSPORTS = ("grpc", "http-protobuf", "http-json")
 
 
-def exporters(transport: str, grpc_endpoint: str, http_base: str):  # noqa: ANN201
+def exporters(transport: str, grpc_endpoint: str, http_base: str):
     """(span, metric, log) exporters of the SDK for one transport."""
     if transport == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
@@ -84,7 +84,9 @@ def send_all(transport: str, grpc_endpoint: str, http_base: str) -> Sent:
     for i in range(TRACES):
         links = [Link(link_ctx, {"link.kind": "previous"})] if link_ctx else []
         with tracer.start_as_current_span(
-            "GET /orders", kind=SpanKind.SERVER, links=links,
+            "GET /orders",
+            kind=SpanKind.SERVER,
+            links=links,
             attributes={
                 "http.request.method": "GET",
                 "http.response.status_code": 200,
@@ -115,7 +117,9 @@ def send_all(transport: str, grpc_endpoint: str, http_base: str) -> Sent:
         resource=resource,
         metric_readers=[reader],
         views=[
-            View(instrument_name="latency.exp", aggregation=ExponentialBucketHistogramAggregation()),
+            View(
+                instrument_name="latency.exp", aggregation=ExponentialBucketHistogramAggregation()
+            ),
             View(instrument_name="*"),
         ],
     )
@@ -154,13 +158,13 @@ def send_all(transport: str, grpc_endpoint: str, http_base: str) -> Sent:
     return sent
 
 
-def _observation(value: float, attributes: dict[str, str]):  # noqa: ANN202
+def _observation(value: float, attributes: dict[str, str]):
     from opentelemetry.metrics import Observation
 
     return Observation(value, attributes)
 
 
-def _emit_structured(otel_logger) -> None:  # noqa: ANN001
+def _emit_structured(otel_logger) -> None:
     """A log record whose body is a map (AnyValue kvlist), emitted through the Logs API."""
     otel_logger.emit(
         body={"event": "checkout", "amount": 12.5, "items": [1, 2]},

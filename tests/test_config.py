@@ -57,25 +57,43 @@ def test_default_config_is_valid() -> None:
 @pytest.mark.parametrize(
     ("patch", "expected"),
     [
-        (BASE.replace("batch:\n", "batch:\n    send_batch_sise: 10\n", 1),
-         "processors.batch.send_batch_sise: unknown key"),
-        (BASE.replace("batch:\n", "batch:\n    timeout: soon\n", 1),
-         "processors.batch.timeout: Value error, invalid duration 'soon'"),
-        (BASE.replace("batch:\n", "batch:\n    send_batch_size: many\n", 1),
-         "processors.batch.send_batch_size: Input should be a valid integer"),
-        (BASE.replace("exporters: [nop]", "exporters: [clickhouse/missing]"),
-         "service.pipelines.traces.exporters[0]: references exporter 'clickhouse/missing' "
-         "which is not configured"),
-        (BASE.replace("  nop:\n", "  nope:\n").replace("[nop]", "[nope]"),
-         "exporters.nope: unknown exporter type 'nope'"),
-        (BASE.replace("    traces:", "    spans:"),
-         "service.pipelines.spans: unknown signal 'spans'"),
-        (BASE.replace("      exporters: [nop]", ""),
-         "service.pipelines.traces.exporters: required key is missing"),
-        (BASE + "  extensions: [health_check]\n",
-         "service.extensions[0]: references extension 'health_check' which is not configured"),
-        (BASE.replace("      grpc:\n", "      grpc:\n        endpoint: [1, 2]\n"),
-         "receivers.otlp.protocols.grpc.endpoint"),
+        (
+            BASE.replace("batch:\n", "batch:\n    send_batch_sise: 10\n", 1),
+            "processors.batch.send_batch_sise: unknown key",
+        ),
+        (
+            BASE.replace("batch:\n", "batch:\n    timeout: soon\n", 1),
+            "processors.batch.timeout: Value error, invalid duration 'soon'",
+        ),
+        (
+            BASE.replace("batch:\n", "batch:\n    send_batch_size: many\n", 1),
+            "processors.batch.send_batch_size: Input should be a valid integer",
+        ),
+        (
+            BASE.replace("exporters: [nop]", "exporters: [clickhouse/missing]"),
+            "service.pipelines.traces.exporters[0]: references exporter 'clickhouse/missing' "
+            "which is not configured",
+        ),
+        (
+            BASE.replace("  nop:\n", "  nope:\n").replace("[nop]", "[nope]"),
+            "exporters.nope: unknown exporter type 'nope'",
+        ),
+        (
+            BASE.replace("    traces:", "    spans:"),
+            "service.pipelines.spans: unknown signal 'spans'",
+        ),
+        (
+            BASE.replace("      exporters: [nop]", ""),
+            "service.pipelines.traces.exporters: required key is missing",
+        ),
+        (
+            BASE + "  extensions: [health_check]\n",
+            "service.extensions[0]: references extension 'health_check' which is not configured",
+        ),
+        (
+            BASE.replace("      grpc:\n", "      grpc:\n        endpoint: [1, 2]\n"),
+            "receivers.otlp.protocols.grpc.endpoint",
+        ),
     ],
 )
 def test_errors_name_the_key_path(tmp_path: Path, patch: str, expected: str) -> None:
@@ -120,7 +138,9 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_cli_validate_ok_and_error(tmp_path: Path) -> None:
     ok = run_cli("validate", "--config", write(tmp_path, BASE))
     assert ok.returncode == 0, ok.stderr
-    bad = run_cli("validate", "--config", write(tmp_path, BASE.replace("[nop]", "[debug]"), "b.yaml"))
+    bad = run_cli(
+        "validate", "--config", write(tmp_path, BASE.replace("[nop]", "[debug]"), "b.yaml")
+    )
     assert bad.returncode == 1
     assert "service.pipelines.traces.exporters[0]: references exporter 'debug'" in bad.stderr
 

@@ -20,9 +20,7 @@ from tests.fakes import FakeClock
 def spans(n: int) -> Batch:
     """n spans (fields null) under one resource and one scope."""
     batch = empty_batch("traces")
-    batch.resources = pa.table(
-        {f.name: pa.nulls(1, f.type) for f in RESOURCES}, schema=RESOURCES
-    )
+    batch.resources = pa.table({f.name: pa.nulls(1, f.type) for f in RESOURCES}, schema=RESOURCES)
     scopes = {f.name: pa.nulls(1, f.type) for f in SCOPES}
     scopes["resource_index"] = pa.array([0], pa.int32())
     batch.scopes = pa.table(scopes, schema=SCOPES)

@@ -101,7 +101,9 @@ async def test_memory_limiter_refuses_over_soft_limit() -> None:
         await low.consume(spans(1))
 
     high = MemoryLimiter(
-        "memory_limiter", MemoryLimiterConfig(check_interval="1s", limit_mib=rss_mib * 10), Telemetry()
+        "memory_limiter",
+        MemoryLimiterConfig(check_interval="1s", limit_mib=rss_mib * 10),
+        Telemetry(),
     )
     sink = Sink()
     high.next = sink
@@ -120,5 +122,3 @@ def test_memory_limiter_config_errors() -> None:
         MemoryLimiterConfig(check_interval="1s", limit_mib=100, spike_limit_mib=100)
     cfg = MemoryLimiterConfig(check_interval="1s", limit_percentage=80, spike_limit_percentage=20)
     assert cfg.limit_percentage == 80
-
-
