@@ -22,7 +22,7 @@ import json
 import math
 import struct
 from decimal import Decimal
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
@@ -201,31 +201,50 @@ def _rows_to_arrays(rows: list[Row]) -> list[pa.Array]:
 # vectorised path
 
 
-def _varint(
-    data: np.ndarray, pos: np.ndarray, max_bytes: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Decode one varint at each position: (value as uint64, its length, complete?)."""
+def _varint(data: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, Any, Any]:
+    """Decode a length varint (at most 5 bytes) at each position.
+
+    Returns (value, its size in bytes, complete?); the last two are scalars in the common
+    case where every varint is a single byte, and broadcast like arrays.
+    """
     byte = data[pos]
-    value = (byte & 0x7F).astype(np.uint64)
-    length = np.ones(len(pos), np.int64)
+    value = byte.astype(np.int64)
     more = byte >= 0x80
-    for i in range(1, max_bytes):
-        if not more.any():
-            break
-        byte = data[pos + i]
-        value |= np.where(more, (byte & 0x7F).astype(np.uint64) << np.uint64(7 * i), np.uint64(0))
-        length += more
-        more &= byte >= 0x80
-    return value, length, ~more
+    if not more.any():
+        return value, 1, True
+    value &= 0x7F
+    size = np.ones(len(pos), np.int64)
+    rows = np.flatnonzero(more)
+    for i in range(1, 5):
+        byte = data[pos[rows] + i]
+        value[rows] |= (byte & 0x7F).astype(np.int64) << (7 * i)
+        size[rows] += 1
+        rows = rows[byte >= 0x80]
+        if not len(rows):
+            return value, size, True
+    complete = np.ones(len(pos), np.bool_)
+    complete[rows] = False
+    return value, size, complete
 
 
-def _bitmap(valid: np.ndarray) -> pa.Buffer | None:
-    if valid.all():
-        return None
-    return pa.py_buffer(np.packbits(valid, bitorder="little"))
+def _varint64(data: np.ndarray, pos: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Decode int64 varints of known ``size`` (1..10 bytes): (values, well-formed?)."""
+    value = np.zeros(len(pos), np.uint64)
+    ok = np.ones(len(pos), np.bool_)
+    for i in range(int(size.max(initial=0))):
+        inside = i < size
+        byte = data[pos + np.where(inside, i, 0)]
+        value |= np.where(inside, (byte & 0x7F).astype(np.uint64) << np.uint64(7 * i), np.uint64(0))
+        # every byte but the last has the continuation bit
+        ok &= ~inside | ((byte >= 0x80) == (i < size - 1))
+    return value.view(np.int64), ok
 
 
-def _masked(values: np.ndarray, valid: np.ndarray, type_: pa.DataType) -> pa.Array:
+def _valid_array(
+    values: np.ndarray, valid: np.ndarray, type_: pa.DataType, count: int
+) -> pa.Array:
+    if not valid.any():
+        return pa.nulls(count, type_)
     return pa.array(values, type_, mask=~valid)
 
 
@@ -233,85 +252,85 @@ def _parse_vectorised(chunks: list[bytes], keyed: bool) -> list[pa.Array]:
     n = len(chunks)
     blob = b"".join(chunks)
     size = len(blob)
+    if size > _I32_MAX:
+        raise InvalidRequestError("attributes exceed 2 GiB")
+    # the padding keeps reads just past the end (a header at the very end) in bounds
     data = np.frombuffer(blob + _PAD, np.uint8)
-    lengths = np.fromiter(map(len, chunks), np.int64, n)
-    ends = np.cumsum(lengths)
-    starts = ends - lengths
-
-    def at(pos: np.ndarray) -> np.ndarray:
-        # positions computed from untrusted lengths may point anywhere; the padding and the
-        # clip keep every read in bounds, and the range checks below reject such rows
-        return np.minimum(pos, size)
+    ends = np.cumsum(np.fromiter(map(len, chunks), np.int64, n))
+    starts = np.empty(n, np.int64)
+    starts[0] = 0
+    starts[1:] = ends[:-1]
 
     if keyed:
-        has_key = (lengths > 0) & (data[at(starts)] == 0x0A)
-        key_len, key_hdr, key_ok = _varint(data, at(starts + 1), 5)
+        has_key = (data[starts] == 0x0A) & (ends > starts)
+        key_len, key_hdr, key_ok = _varint(data, starts + 1)
         key_start = np.where(has_key, starts + 1 + key_hdr, starts)
-        key_end = np.where(has_key, key_start + key_len.astype(np.int64), starts)
-        ok = ~has_key | (key_ok & (key_end <= ends))
-        key_end = np.minimum(key_end, ends)
-        has_value = (key_end < ends) & (data[at(key_end)] == 0x12)
-        val_len, val_hdr, val_ok = _varint(data, at(key_end + 1), 5)
-        val_start = np.where(has_value, key_end + 1 + val_hdr, key_end)
-        val_end = np.where(has_value, val_start + val_len.astype(np.int64), key_end)
-        ok &= ~has_value | val_ok
-        ok &= val_end == ends
+        key_stop = key_start + np.where(has_key, key_len, 0)
+        ok = ~has_key | (key_ok & (key_stop <= ends))
+        key_end = np.minimum(key_stop, ends)
+        has_value = (data[key_end] == 0x12) & (key_end < ends)
+        val_len, val_hdr, val_ok = _varint(data, key_end + 1)
+        val_start = np.minimum(np.where(has_value, key_end + 1 + val_hdr, key_end), ends)
+        val_end = np.where(has_value, val_start + val_len, key_end)
+        ok &= (~has_value | val_ok) & (val_end == ends)
     else:
         key_start = key_end = val_start = starts
         val_end = ends
         ok = np.ones(n, np.bool_)
 
     val_size = val_end - val_start
-    tag = np.where(val_size > 0, data[at(val_start)], 0)
-    second = data[at(val_start + 1)]
-    pay_len, pay_hdr, pay_ok = _varint(data, at(val_start + 1), 5)
+    tag = np.where(val_size > 0, data[val_start], 0)
+    pay_len, pay_hdr, pay_ok = _varint(data, val_start + 1)
     pay_start = val_start + 1 + pay_hdr
-    delimited = pay_ok & (pay_start + pay_len.astype(np.int64) == val_end) & (val_size > 0)
+    delimited = pay_ok & (pay_start + pay_len == val_end)
 
-    is_str = delimited & (tag == _T_STRING)
-    is_bytes = delimited & (tag == _T_BYTES)
-    is_complex = delimited & ((tag == _T_ARRAY) | (tag == _T_KVLIST))
-    is_bool = (tag == _T_BOOL) & (val_size == 2) & (second <= 1)
-    is_double = (tag == _T_DOUBLE) & (val_size == 9)
-    is_int = (tag == _T_INT) & (val_size >= 2) & (val_size <= 11)
-    ok &= is_str | is_bytes | is_complex | is_bool | is_double | is_int | (val_size == 0)
+    types = np.zeros(n, np.int8)
+    for code, wanted, shape in (
+        (V_STRING, _T_STRING, delimited),
+        (V_BYTES, _T_BYTES, delimited),
+        (V_ARRAY, _T_ARRAY, delimited),
+        (V_KVLIST, _T_KVLIST, delimited),
+        (V_BOOL, _T_BOOL, val_size == 2),
+        (V_DOUBLE, _T_DOUBLE, val_size == 9),
+        (V_INT, _T_INT, (val_size >= 2) & (val_size <= 11)),
+    ):
+        types[(tag == wanted) & shape] = code
+    ok &= (types != V_EMPTY) | (val_size == 0)
 
     ints = np.zeros(n, np.int64)
-    rows = np.flatnonzero(is_int & ok)
+    rows = np.flatnonzero(types == V_INT)
     if len(rows):
-        value, used, complete = _varint(data, at(val_start[rows] + 1), 10)
-        ints[rows] = value.view(np.int64)
-        ok[rows[~(complete & (used == val_size[rows] - 1))]] = False
-
+        ints[rows], well_formed = _varint64(data, val_start[rows] + 1, val_size[rows] - 1)
+        ok[rows[~well_formed]] = False
     doubles = np.zeros(n, np.float64)
-    rows = np.flatnonzero(is_double & ok)
+    rows = np.flatnonzero(types == V_DOUBLE)
     if len(rows):
         gathered = data[(val_start[rows] + 1)[:, None] + np.arange(8)]
         doubles[rows] = np.ascontiguousarray(gathered).view("<f8")[:, 0]
+    bools = data[val_start + 1] == 1
+    rows = np.flatnonzero(types == V_BOOL)
+    if len(rows):
+        ok[rows[data[val_start[rows] + 1] > 1]] = False
 
-    bools = second == 1
-    types = np.zeros(n, np.int8)
-    types[is_str] = V_STRING
-    types[is_bool] = V_BOOL
-    types[is_int] = V_INT
-    types[is_double] = V_DOUBLE
-    types[is_bytes] = V_BYTES
-    types[is_complex & (tag == _T_ARRAY)] = V_ARRAY
-    types[is_complex & (tag == _T_KVLIST)] = V_KVLIST
+    is_str = types == V_STRING
+    is_complex = (types == V_ARRAY) | (types == V_KVLIST)
+    has_bytes = (types == V_BYTES) | is_complex
 
-    # Segments: four per value, tiling the blob: [start, key) [key) [key end, payload) [payload).
-    # Rows whose values are produced in Python point at extra segments after the blob.
-    payload = np.where(is_str | is_bytes, pay_start, np.where(is_complex, val_start, ends))
+    # Segments tile the blob, four per value: [start, key) [key) [key end, payload) [payload).
+    # Strings and bytes are gathered from them with Arrow `take`. Rows whose strings come
+    # from Python (fallbacks, JSON renderings) point at extra segments after the blob.
+    payload = np.where(is_str | (types == V_BYTES), pay_start, np.where(is_complex, val_start, ends))
     bounds = np.empty(4 * n + 1, np.int64)
     bounds[0:-1:4] = starts
     bounds[1::4] = np.where(ok, key_start, starts)
     bounds[2::4] = np.where(ok, key_end, starts)
     bounds[3::4] = np.where(ok, payload, starts)
     bounds[-1] = size
-    seg = np.arange(n, dtype=np.int64) * 4
-    key_idx = seg + 1
-    str_idx = seg + 3
-    bytes_idx = seg + 3
+    key_idx = np.arange(1, 4 * n, 4, dtype=np.int64)
+    str_idx = key_idx + 2
+    bytes_idx = key_idx + 2
+    str_valid = is_str & ok
+    bytes_valid = has_bytes & ok
 
     extra: list[bytes] = []
 
@@ -319,24 +338,20 @@ def _parse_vectorised(chunks: list[bytes], keyed: bool) -> list[pa.Array]:
         extra.append(value)
         return 4 * n + len(extra) - 1
 
-    # complex values: bytes are the raw AnyValue segment; the JSON rendering is computed here
+    # arrays and kvlists: bytes are the raw AnyValue; the JSON rendering is computed here
     for i in np.flatnonzero(is_complex & ok).tolist():
-        raw = blob[val_start[i] : val_end[i]]
-        str_idx[i] = add_extra(_parse_av(raw)[2].encode())  # type: ignore[union-attr]
-
-    str_valid = (is_str | is_complex) & ok
-    bytes_valid = (is_bytes | is_complex) & ok
+        rendered = _parse_av(blob[val_start[i] : val_end[i]])[2]
+        str_idx[i] = add_extra((rendered or "").encode())
+        str_valid[i] = True
     for i in np.flatnonzero(~ok).tolist():
-        key, kind, text, integer, double, flag, raw_bytes = (_parse_kv if keyed else _parse_av)(
-            chunks[i]
-        )
+        key, kind, text, integer, double, flag, raw = (_parse_kv if keyed else _parse_av)(chunks[i])
         key_idx[i] = add_extra(key.encode())
         types[i] = kind
         if text is not None:
             str_idx[i] = add_extra(text.encode())
             str_valid[i] = True
-        if raw_bytes is not None:
-            bytes_idx[i] = add_extra(raw_bytes)
+        if raw is not None:
+            bytes_idx[i] = add_extra(raw)
             bytes_valid[i] = True
         if integer is not None:
             ints[i] = integer
@@ -348,9 +363,9 @@ def _parse_vectorised(chunks: list[bytes], keyed: bool) -> list[pa.Array]:
     if extra:
         extra_ends = size + np.cumsum(np.fromiter(map(len, extra), np.int64, len(extra)))
         bounds = np.concatenate([bounds, extra_ends])
-        blob = blob + b"".join(extra)
-    if len(blob) > _I32_MAX:
-        raise InvalidRequestError("attributes exceed 2 GiB")
+        blob += b"".join(extra)
+        if len(blob) > _I32_MAX:
+            raise InvalidRequestError("attributes exceed 2 GiB")
     segments = pa.Array.from_buffers(
         pa.binary(),
         len(bounds) - 1,
@@ -358,24 +373,32 @@ def _parse_vectorised(chunks: list[bytes], keyed: bool) -> list[pa.Array]:
     )
     try:
         keys = segments.take(pa.array(key_idx)).cast(pa.string())
-        strs = segments.take(pa.array(str_idx, mask=~str_valid)).cast(pa.string())
+        strs = (
+            segments.take(pa.array(str_idx, mask=~str_valid)).cast(pa.string())
+            if str_valid.any()
+            else pa.nulls(n, pa.string())
+        )
     except pa.ArrowInvalid as exc:
         raise InvalidRequestError(f"invalid UTF-8 in an attribute: {exc}") from exc
-    raw_col = segments.take(pa.array(bytes_idx, mask=~bytes_valid))
+    raw_col = (
+        segments.take(pa.array(bytes_idx, mask=~bytes_valid))
+        if bytes_valid.any()
+        else pa.nulls(n, pa.binary())
+    )
     return [
         keys,
         pa.array(types, pa.int8()),
         strs,
-        _masked(ints, types == V_INT, pa.int64()),
-        _masked(doubles, types == V_DOUBLE, pa.float64()),
-        _masked(bools, types == V_BOOL, pa.bool_()),
+        _valid_array(ints, types == V_INT, pa.int64(), n),
+        _valid_array(doubles, types == V_DOUBLE, pa.float64(), n),
+        _valid_array(bools, types == V_BOOL, pa.bool_(), n),
         raw_col,
     ]
 
 
 def keyvalues_to_arrow(chunks: list[bytes]) -> pa.StructArray:
     """Serialized KeyValue messages -> an ``ATTRIBUTE`` struct array (one row per KeyValue)."""
-    if len(chunks) < SMALL:
+    if len(chunks) < SMALL or not chunks:
         arrays = _rows_to_arrays([_parse_kv(chunk) for chunk in chunks])
     else:
         arrays = _parse_vectorised(chunks, keyed=True)
@@ -384,7 +407,7 @@ def keyvalues_to_arrow(chunks: list[bytes]) -> pa.StructArray:
 
 def anyvalues_to_arrow(chunks: list[bytes], present: np.ndarray | None = None) -> pa.StructArray:
     """Serialized AnyValue messages -> a ``VALUE`` struct array; rows not ``present`` are null."""
-    if len(chunks) < SMALL:
+    if len(chunks) < SMALL or not chunks:
         arrays = _rows_to_arrays([_parse_av(chunk) for chunk in chunks])
     else:
         arrays = _parse_vectorised(chunks, keyed=False)

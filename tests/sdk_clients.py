@@ -136,7 +136,6 @@ def send_all(transport: str, grpc_endpoint: str, http_base: str) -> Sent:
         updown.add(-1 if value > 100 else 1)
         histogram.record(value, {"route": "/orders"})
         exp_histogram.record(value)
-    meter_provider.force_flush()
     meter_provider.shutdown()
 
     logger_provider = LoggerProvider(resource=resource)

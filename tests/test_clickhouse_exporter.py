@@ -265,7 +265,7 @@ def _config(**values: Any) -> ClickHouseConfig:
 
 def test_defaults_follow_the_collector() -> None:
     cfg = _config()
-    assert cfg.database == "default"
+    assert cfg.database is None and cfg.database_name() == "otel"
     assert cfg.create_schema is True
     assert cfg.async_insert is True
     assert cfg.ttl == 0
@@ -443,7 +443,8 @@ def test_cluster_engine_and_database_ddl() -> None:
         "CREATE DATABASE IF NOT EXISTS `otel` ON CLUSTER `c` ENGINE = Replicated"
     )
     assert "ON CLUSTER" not in replicated.traces_ddl()[0].sql
-    assert Schema(_config()).create_database() is None  # "default" is never created
+    assert Schema(_config(database="default")).create_database() is None  # never created
+    assert Schema(_config()).create_database() == "CREATE DATABASE IF NOT EXISTS `otel`"
 
 
 def test_logs_indexes_follow_server_version() -> None:

@@ -19,7 +19,7 @@ Query parameters of the endpoint and ``connection_params`` are either Go driver 
 (``dial_timeout``, ``read_timeout``, ``secure``, ``skip_verify``, ``compress``, ...), which
 are translated or ignored, or ClickHouse settings sent with every insert, as in the Collector.
 
-As in v0.165.0, ``database`` defaults to ``default`` (older releases used ``otel``), and
+``database`` defaults to ``otel`` (v0.165.0 changed the Collector's default to ``default``), and
 ``async_insert`` (default true) becomes the ``async_insert`` setting of a server
 connection; the embedded store gets no async inserts (its inserts are already batched and
 in-process, so the server-side buffer would only add latency).
@@ -38,6 +38,7 @@ from otlp.component import ComponentConfig
 from otlp.confmodels import Duration, ExporterConfig, parse_duration
 
 DEFAULT_DATABASE = "default"
+OTEL_DATABASE = "otel"
 _NETWORK_SCHEMES = ("http", "https", "tcp", "clickhouse")
 # native protocol port -> HTTP interface port of the same server
 _NATIVE_TO_HTTP = {9000: 8123, 9440: 8443}
@@ -219,7 +220,9 @@ class ClickHouseConfig(ExporterConfig):
     endpoint: str
     username: str = ""
     password: SecretStr = SecretStr("")
-    database: str = DEFAULT_DATABASE
+    # unset: the endpoint's database (`http://host:8123/db`), else `otel` (AIRIS's default,
+    # the Collector's before v0.165 — v0.165 changed it to `default`)
+    database: str | None = None
     database_engine: EngineSettings = Field(default_factory=EngineSettings)
     tls: TLSClientSettings = Field(default_factory=TLSClientSettings)
     connection_params: dict[str, str] = Field(default_factory=dict)
@@ -314,10 +317,8 @@ class ClickHouseConfig(ExporterConfig):
         return settings
 
     def database_name(self) -> str:
-        """The config's database wins unless it is "default"; then the endpoint's."""
-        if self.database and self.database != DEFAULT_DATABASE:
-            return self.database
-        return self._endpoint.database or DEFAULT_DATABASE
+        """The config's database, else the endpoint's, else `otel`."""
+        return self.database or self._endpoint.database or OTEL_DATABASE
 
     def compression(self) -> str | bool:
         value = self.params().get("compress", self.compress).lower()
