@@ -59,6 +59,24 @@ _T_ARRAY: Final = 0x2A
 _T_KVLIST: Final = 0x32
 _T_BYTES: Final = 0x3A
 
+# first tag of a canonical AnyValue -> its VALUE type; and the AnyValue's size for fixed-size
+# types (0: length-delimited, checked separately; ints are 2..11 bytes)
+_TAG_TYPE: Final = np.zeros(256, np.int8)
+for _tag, _type in (
+    (_T_STRING, V_STRING),
+    (_T_BOOL, V_BOOL),
+    (_T_INT, V_INT),
+    (_T_DOUBLE, V_DOUBLE),
+    (_T_ARRAY, V_ARRAY),
+    (_T_KVLIST, V_KVLIST),
+    (_T_BYTES, V_BYTES),
+):
+    _TAG_TYPE[_tag] = _type
+_FIXED_SIZE: Final = np.zeros(8, np.int64)
+_FIXED_SIZE[V_BOOL] = 2
+_FIXED_SIZE[V_DOUBLE] = 9
+_FIXED_SIZE[V_INT] = -1
+
 _ONEOF_TYPE: Final = {
     "string_value": V_STRING,
     "bool_value": V_BOOL,
@@ -248,18 +266,16 @@ def _valid_array(
     return pa.array(values, type_, mask=~valid)
 
 
-def _parse_vectorised(chunks: list[bytes], keyed: bool) -> list[pa.Array]:
+def _parse_vectorised(chunks: pa.BinaryArray, keyed: bool) -> list[pa.Array]:
     n = len(chunks)
-    blob = b"".join(chunks)
-    size = len(blob)
-    if size > _I32_MAX:
-        raise InvalidRequestError("attributes exceed 2 GiB")
-    # the padding keeps reads just past the end (a header at the very end) in bounds
-    data = np.frombuffer(blob + _PAD, np.uint8)
-    ends = np.cumsum(np.fromiter(map(len, chunks), np.int64, n))
-    starts = np.empty(n, np.int64)
-    starts[0] = 0
-    starts[1:] = ends[:-1]
+    offsets = np.frombuffer(chunks.buffers()[1], np.int32, n + 1, 4 * chunks.offset)
+    first, size = int(offsets[0]), int(offsets[-1] - offsets[0])
+    # a private copy with padding: reads just past the end (a header at the very end) stay
+    # in bounds; clipped positions keep malformed lengths in bounds
+    data = np.zeros(size + len(_PAD), np.uint8)
+    data[:size] = np.frombuffer(chunks.buffers()[2], np.uint8, size, first)
+    starts = offsets[:-1].astype(np.int64) - first
+    ends = offsets[1:].astype(np.int64) - first
 
     if keyed:
         has_key = (data[starts] == 0x0A) & (ends > starts)
@@ -284,17 +300,12 @@ def _parse_vectorised(chunks: list[bytes], keyed: bool) -> list[pa.Array]:
     pay_start = val_start + 1 + pay_hdr
     delimited = pay_ok & (pay_start + pay_len == val_end)
 
-    types = np.zeros(n, np.int8)
-    for code, wanted, shape in (
-        (V_STRING, _T_STRING, delimited),
-        (V_BYTES, _T_BYTES, delimited),
-        (V_ARRAY, _T_ARRAY, delimited),
-        (V_KVLIST, _T_KVLIST, delimited),
-        (V_BOOL, _T_BOOL, val_size == 2),
-        (V_DOUBLE, _T_DOUBLE, val_size == 9),
-        (V_INT, _T_INT, (val_size >= 2) & (val_size <= 11)),
-    ):
-        types[(tag == wanted) & shape] = code
+    # the AnyValue's type from its first tag, kept only if the encoding has the canonical shape
+    types = _TAG_TYPE[tag]
+    fixed = _FIXED_SIZE[types]
+    shape_ok = np.where(fixed > 0, val_size == fixed, delimited)
+    shape_ok[types == V_INT] = ((val_size >= 2) & (val_size <= 11))[types == V_INT]
+    types[~shape_ok] = V_EMPTY
     ok &= (types != V_EMPTY) | (val_size == 0)
 
     ints = np.zeros(n, np.int64)
@@ -340,11 +351,14 @@ def _parse_vectorised(chunks: list[bytes], keyed: bool) -> list[pa.Array]:
 
     # arrays and kvlists: bytes are the raw AnyValue; the JSON rendering is computed here
     for i in np.flatnonzero(is_complex & ok).tolist():
-        rendered = _parse_av(blob[val_start[i] : val_end[i]])[2]
+        start = int(starts[i])
+        chunk = chunks[i].as_py()
+        rendered = _parse_av(chunk[val_start[i] - start : val_end[i] - start])[2]
         str_idx[i] = add_extra((rendered or "").encode())
         str_valid[i] = True
     for i in np.flatnonzero(~ok).tolist():
-        key, kind, text, integer, double, flag, raw = (_parse_kv if keyed else _parse_av)(chunks[i])
+        parse = _parse_kv if keyed else _parse_av
+        key, kind, text, integer, double, flag, raw = parse(chunks[i].as_py())
         key_idx[i] = add_extra(key.encode())
         types[i] = kind
         if text is not None:
@@ -360,10 +374,11 @@ def _parse_vectorised(chunks: list[bytes], keyed: bool) -> list[pa.Array]:
         if flag is not None:
             bools[i] = flag
 
+    blob = data[:size]
     if extra:
         extra_ends = size + np.cumsum(np.fromiter(map(len, extra), np.int64, len(extra)))
         bounds = np.concatenate([bounds, extra_ends])
-        blob += b"".join(extra)
+        blob = np.concatenate([blob, np.frombuffer(b"".join(extra), np.uint8)])
         if len(blob) > _I32_MAX:
             raise InvalidRequestError("attributes exceed 2 GiB")
     segments = pa.Array.from_buffers(
@@ -396,19 +411,27 @@ def _parse_vectorised(chunks: list[bytes], keyed: bool) -> list[pa.Array]:
     ]
 
 
-def keyvalues_to_arrow(chunks: list[bytes]) -> pa.StructArray:
-    """Serialized KeyValue messages -> an ``ATTRIBUTE`` struct array (one row per KeyValue)."""
-    if len(chunks) < SMALL or not chunks:
-        arrays = _rows_to_arrays([_parse_kv(chunk) for chunk in chunks])
+def _binary(chunks: pa.Array | list[bytes]) -> pa.BinaryArray:
+    return chunks if isinstance(chunks, pa.Array) else pa.array(chunks, pa.binary())
+
+
+def keyvalues_to_arrow(chunks: pa.Array | list[bytes]) -> pa.StructArray:
+    """Serialized KeyValue messages (binary array) -> ``ATTRIBUTE`` structs, one per KeyValue."""
+    chunks = _binary(chunks)
+    if len(chunks) < SMALL or not len(chunks):
+        arrays = _rows_to_arrays([_parse_kv(chunk) for chunk in chunks.to_pylist()])
     else:
         arrays = _parse_vectorised(chunks, keyed=True)
     return pa.StructArray.from_arrays(arrays, fields=list(ATTRIBUTE))
 
 
-def anyvalues_to_arrow(chunks: list[bytes], present: np.ndarray | None = None) -> pa.StructArray:
+def anyvalues_to_arrow(
+    chunks: pa.Array | list[bytes], present: np.ndarray | None = None
+) -> pa.StructArray:
     """Serialized AnyValue messages -> a ``VALUE`` struct array; rows not ``present`` are null."""
-    if len(chunks) < SMALL or not chunks:
-        arrays = _rows_to_arrays([_parse_av(chunk) for chunk in chunks])
+    chunks = _binary(chunks)
+    if len(chunks) < SMALL or not len(chunks):
+        arrays = _rows_to_arrays([_parse_av(chunk) for chunk in chunks.to_pylist()])
     else:
         arrays = _parse_vectorised(chunks, keyed=False)
     mask = None if present is None or present.all() else pa.array(~present)
