@@ -105,9 +105,19 @@ def _lengths(lists: list[list[Any]]) -> list[int]:
     return list(map(len, lists))
 
 
+def _sparse(containers: list[Any]) -> tuple[list[int], list[Any]]:
+    """Counts and flat items of mostly-empty repeated fields (events, links, exemplars):
+    only non-empty containers are copied out."""
+    counts = _lengths(containers)
+    if not any(counts):
+        return counts, []
+    return counts, _flatten([c[:] for c in containers if c])
+
+
 def _offsets(counts: Sequence[int]) -> pa.Array:
     offsets = np.zeros(len(counts) + 1, np.int32)
-    np.cumsum(counts, out=offsets[1:])
+    if any(counts):
+        np.cumsum(np.fromiter(counts, np.int32, len(counts)), out=offsets[1:])
     return pa.array(offsets)
 
 
@@ -149,27 +159,33 @@ def _optional(items: list[Any], name: str) -> list[Any]:
 
 
 class _Attributes:
-    """Collects the KeyValue bytes of every attribute list of a request, parses them at once."""
+    """Collects every attribute list of a request, then parses all their KeyValues at once."""
 
     def __init__(self) -> None:
-        self._chunks: list[bytes] = []
+        self._lists: list[list[bytes]] = []
+        self._offsets: np.ndarray | None = None
         self._values: pa.StructArray | None = None
 
-    def add(self, containers: Sequence[Any]) -> tuple[int, list[int]]:
-        # slicing a repeated field copies it to a list in one C call (iterating costs 4x more)
-        lists = [container[:] for container in containers]
-        start = len(self._chunks)
-        self._chunks.extend(chain.from_iterable(lists))
-        return start, _lengths(lists)
+    def add(self, lists: list[list[bytes]]) -> tuple[int, int]:
+        """Register attribute lists (each the KeyValue bytes of one owner, e.g. a span)."""
+        start = len(self._lists)
+        self._lists.extend(lists)
+        return start, len(lists)
 
     def parse(self) -> None:
-        self._values = keyvalues_to_arrow(self._chunks)
+        # one C-level conversion yields both the per-owner and the per-KeyValue offsets
+        nested = pa.array(self._lists, pa.list_(pa.binary()))
+        self._lists = []
+        self._offsets = np.frombuffer(nested.buffers()[1], np.int32, len(nested) + 1)
+        self._values = keyvalues_to_arrow(nested.values)
 
-    def column(self, ref: tuple[int, list[int]]) -> pa.Array:
-        assert self._values is not None, "parse() first"
-        start, counts = ref
-        values = self._values.slice(start, sum(counts))
-        return _list(counts, values, ATTRIBUTES)
+    def column(self, ref: tuple[int, int]) -> pa.Array:
+        assert self._offsets is not None and self._values is not None, "parse() first"
+        start, count = ref
+        offsets = self._offsets[start : start + count + 1]
+        base = int(offsets[0])
+        values = self._values.slice(base, int(offsets[-1]) - base)
+        return pa.ListArray.from_arrays(pa.array(offsets - base), values, type=ATTRIBUTES)
 
 
 class _Envelope:
@@ -180,7 +196,7 @@ class _Envelope:
     ) -> None:
         holders = resource_msgs[:]
         resources = [holder.resource for holder in holders]
-        self.resource_attrs = attrs.add([r.attributes for r in resources])
+        self.resource_attrs = attrs.add([r.attributes[:] for r in resources])
         self.resource_dropped = [r.dropped_attributes_count for r in resources]
         self.entity_refs = [r.entity_refs[:] for r in resources]
         self.resource_schema = [holder.schema_url for holder in holders]
@@ -191,7 +207,7 @@ class _Envelope:
         scopes = [holder.scope for holder in scope_holders]
         self.scope_name = [s.name for s in scopes]
         self.scope_version = [s.version for s in scopes]
-        self.scope_attrs = attrs.add([s.attributes for s in scopes])
+        self.scope_attrs = attrs.add([s.attributes[:] for s in scopes])
         self.scope_dropped = [s.dropped_attributes_count for s in scopes]
         self.scope_schema = [holder.schema_url for holder in scope_holders]
 
@@ -322,17 +338,15 @@ def _decode_traces(message: Any) -> Batch:
         dropped_links,
         status,
     ) = _columns(_SPAN_FIELDS, spans, 13)
-    span_attrs = attrs.add([s.attributes for s in spans])
+    span_attrs = attrs.add([s.attributes[:] for s in spans])
 
-    event_lists = [s.events[:] for s in spans]
-    events = _flatten(event_lists)
+    event_counts, events = _sparse([s.events for s in spans])
     ev_time, ev_name, ev_dropped = _columns(_EVENT_FIELDS, events, 3)
-    ev_attrs = attrs.add([e.attributes for e in events])
+    ev_attrs = attrs.add([e.attributes[:] for e in events])
 
-    link_lists = [s.links[:] for s in spans]
-    links = _flatten(link_lists)
+    link_counts, links = _sparse([s.links for s in spans])
     ln_trace, ln_span, ln_state, ln_dropped, ln_flags = _columns(_LINK_FIELDS, links, 5)
-    ln_attrs = attrs.add([link.attributes for link in links])
+    ln_attrs = attrs.add([link.attributes[:] for link in links])
 
     attrs.parse()
     status_message, status_code = _statuses(status)
@@ -370,9 +384,9 @@ def _decode_traces(message: Any) -> Batch:
             pa.array(end, pa.uint64()),
             attrs.column(span_attrs),
             pa.array(dropped_attrs, pa.uint32()),
-            _list(_lengths(event_lists), event_values, SPANS.field("events").type),
+            _list(event_counts, event_values, SPANS.field("events").type),
             pa.array(dropped_events, pa.uint32()),
-            _list(_lengths(link_lists), link_values, SPANS.field("links").type),
+            _list(link_counts, link_values, SPANS.field("links").type),
             pa.array(dropped_links, pa.uint32()),
             pa.array(status_message, pa.string()),
             pa.array(status_code, pa.int8()),
@@ -416,7 +430,7 @@ def _decode_logs(message: Any) -> Batch:
         event_name,
     ) = _columns(_LOG_FIELDS, logs, 10)
     has_body = np.fromiter((log.HasField("body") for log in logs), np.bool_, len(logs))
-    log_attrs = attrs.add([log.attributes for log in logs])
+    log_attrs = attrs.add([log.attributes[:] for log in logs])
     attrs.parse()
     table = pa.Table.from_arrays(
         [
@@ -465,14 +479,14 @@ class _Points:
         counts = _lengths(lists)
         self.metric_index = np.repeat(np.asarray(metric_index, np.int32), counts)
         self.points: list[Any] = _flatten(lists)
-        self.attrs = attrs.add([p.attributes for p in self.points])
+        self.attrs = attrs.add([p.attributes[:] for p in self.points])
         self.start, self.time, self.flags = _columns(_POINT_FIELDS, self.points, 3)
         # SummaryDataPoint has no exemplars; its column stays empty
-        self.exemplar_lists = (
-            [p.exemplars[:] for p in self.points] if exemplars else [[]] * len(self.points)
-        )
-        self.exemplars = _flatten(self.exemplar_lists)
-        self.ex_attrs = attrs.add([e.filtered_attributes for e in self.exemplars])
+        if exemplars:
+            self.exemplar_counts, self.exemplars = _sparse([p.exemplars for p in self.points])
+        else:
+            self.exemplar_counts, self.exemplars = [0] * len(self.points), []
+        self.ex_attrs = attrs.add([e.filtered_attributes[:] for e in self.exemplars])
 
     def common(self, attrs: _Attributes) -> list[pa.Array]:
         ex_time, ex_span, ex_trace = _columns(_EXEMPLAR_FIELDS, self.exemplars, 3)
@@ -495,7 +509,7 @@ class _Points:
             pa.array(self.start, pa.uint64()),
             pa.array(self.time, pa.uint64()),
             pa.array(self.flags, pa.uint32()),
-            _list(_lengths(self.exemplar_lists), exemplars, EXEMPLARS),
+            _list(self.exemplar_counts, exemplars, EXEMPLARS),
         ]
 
 
@@ -600,7 +614,7 @@ def _decode_metrics(message: Any) -> Batch:
         for d, k in zip(datas, kinds, strict=True)
     ]
     monotonic = [d.is_monotonic if k == "sum" else None for d, k in zip(datas, kinds, strict=True)]
-    metadata = attrs.add([m.metadata for m in metrics])
+    metadata = attrs.add([m.metadata[:] for m in metrics])
     points = {}
     for table in _POINT_BUILDERS:
         index = [i for i, k in enumerate(kinds) if k == table]
