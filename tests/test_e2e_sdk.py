@@ -16,7 +16,6 @@ from typing import Any
 import grpc
 import pytest
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
-from opentelemetry.proto.metrics.v1 import metrics_pb2
 
 from tests.harness import Collector, base_config, ports, query_store
 from tests.sdk_clients import LOGS, SPANS_PER_TRACE, TRACES, TRANSPORTS, Sent, send_all

@@ -31,7 +31,9 @@ def test_sigterm_mid_stream_keeps_everything_acknowledged(tmp_path: Path) -> Non
     results: dict[str, Any] = {}
     with Collector(tmp_path, config) as collector:
         senders = [
-            threading.Thread(target=_stream, args=("grpc://" + endpoints["grpc"], "traces", results)),
+            threading.Thread(
+                target=_stream, args=("grpc://" + endpoints["grpc"], "traces", results)
+            ),
             threading.Thread(target=_stream, args=(endpoints["http"], "logs", results)),
         ]
         for sender in senders:
