@@ -59,6 +59,11 @@ class LoadConfig:
     requests: int | None = None  # stop after this many requests (whichever limit comes first)
     timeout: float = 10.0  # per request, seconds
     distinct: int = 8  # different pre-encoded requests to cycle through
+    # gRPC: channels (TCP connections) to spread requests over, round robin. Several matter
+    # when the server has several processes on one port (SO_REUSEPORT balances connections,
+    # and one gRPC connection carries every request of a channel). HTTP already opens one
+    # connection per request in flight.
+    connections: int = 1
     id_base: int | None = None  # first request id; random when None (so runs don't collide)
     seed: int = 1
     headers: dict[str, str] = field(default_factory=dict)
@@ -68,8 +73,8 @@ class LoadConfig:
             raise ValueError(f"signal must be one of {SIGNALS}")
         if self.duration is None and self.requests is None:
             raise ValueError("give a duration, a request count, or both")
-        if self.batch < 1 or self.concurrency < 1 or self.rate < 0:
-            raise ValueError("batch and concurrency must be >= 1 and rate >= 0")
+        if self.batch < 1 or self.concurrency < 1 or self.rate < 0 or self.connections < 1:
+            raise ValueError("batch, concurrency and connections must be >= 1 and rate >= 0")
         scheme = urlsplit(self.target).scheme
         if scheme not in ("grpc", "http"):
             raise ValueError("target must start with grpc:// or http://")
@@ -103,25 +108,41 @@ class GrpcSender:
         self._signal = cfg.signal
         self._timeout = cfg.timeout
         self._metadata = tuple((k.lower(), v) for k, v in cfg.headers.items()) or None
-        self.channel = grpc.aio.insecure_channel(urlsplit(cfg.target).netloc)
+        # Channels to one target share their TCP connection through grpc's global subchannel
+        # pool; a local pool per channel gives each its own connection.
+        options = [("grpc.use_local_subchannel_pool", 1)] if cfg.connections > 1 else []
+        netloc = urlsplit(cfg.target).netloc
+        self.channels = [
+            grpc.aio.insecure_channel(netloc, options=options) for _ in range(cfg.connections)
+        ]
+        self.channel = self.channels[0]
         # No serializers: the request goes out as the bytes given, the response comes back as
         # bytes, so a send costs no protobuf work at all.
-        self._call = self.channel.unary_unary(
-            _GRPC_METHODS[cfg.signal], request_serializer=None, response_deserializer=None
-        )
+        self._calls = [
+            channel.unary_unary(
+                _GRPC_METHODS[cfg.signal], request_serializer=None, response_deserializer=None
+            )
+            for channel in self.channels
+        ]
+        self._next = 0
 
     async def connect(self, timeout: float) -> None:
-        await asyncio.wait_for(self.channel.channel_ready(), timeout)
+        await asyncio.wait_for(
+            asyncio.gather(*(channel.channel_ready() for channel in self.channels)), timeout
+        )
 
     async def send(self, data: bytes) -> int:
+        call = self._calls[self._next]
+        self._next = (self._next + 1) % len(self._calls)
         try:
-            body = await self._call(data, timeout=self._timeout, metadata=self._metadata)
+            body = await call(data, timeout=self._timeout, metadata=self._metadata)
         except grpc.aio.AioRpcError as err:
             raise RequestFailed(err.code().name) from err
         return _rejected(self._signal, body)
 
     async def close(self) -> None:
-        await self.channel.close()
+        for channel in self.channels:
+            await channel.close()
 
 
 class _HttpConnection(asyncio.Protocol):
@@ -418,6 +439,9 @@ def _parse_args(argv: Sequence[str] | None) -> LoadConfig:
     p.add_argument("--requests", type=int, default=None, help="stop after N requests")
     p.add_argument("--timeout", type=float, default=10.0, help="per request, seconds")
     p.add_argument("--distinct", type=int, default=8, help="different requests to cycle")
+    p.add_argument(
+        "--connections", type=int, default=1, help="gRPC channels (TCP connections) to use"
+    )
     p.add_argument("--id-base", type=lambda s: int(s, 0), default=None, help="first request id")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument(
@@ -436,6 +460,7 @@ def _parse_args(argv: Sequence[str] | None) -> LoadConfig:
         requests=a.requests,
         timeout=a.timeout,
         distinct=a.distinct,
+        connections=a.connections,
         id_base=a.id_base,
         seed=a.seed,
         headers=headers,

@@ -10,7 +10,7 @@ import sys
 from importlib.metadata import version
 
 from otlp import config as config_module
-from otlp import registry
+from otlp import registry, workers
 from otlp.errors import ConfigError
 
 log = logging.getLogger("airis")
@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         cfg = config_module.load(args.config)
+        workers.check(cfg)
     except ConfigError as exc:
         print(f"airis: invalid configuration:\n{exc}", file=sys.stderr)
         return 1
@@ -61,7 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     from otlp.telemetry import setup_logging
 
     setup_logging(cfg.service.telemetry.logs.level, cfg.service.telemetry.logs.encoding)
-    return run(cfg)
+    link = workers.WorkerLink.from_env()
+    if link is None and cfg.service.workers > 1:
+        # this process supervises; the workers re-read the same config arguments
+        return workers.supervise(cfg, [arg for path in args.config for arg in ("--config", path)])
+    return run(cfg, link)
 
 
 def _components() -> int:
@@ -76,7 +81,7 @@ def _components() -> int:
     return 0
 
 
-def run(cfg: config_module.Config) -> int:
+def run(cfg: config_module.Config, link: workers.WorkerLink | None = None) -> int:
     try:
         import uvloop
 
@@ -84,29 +89,42 @@ def run(cfg: config_module.Config) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency; keep running without it
         runner = asyncio.run
     try:
-        return runner(_serve(cfg))
+        return runner(_serve(cfg, link))
     except KeyboardInterrupt:
         return 0
 
 
-async def _serve(cfg: config_module.Config) -> int:
+async def _serve(cfg: config_module.Config, link: workers.WorkerLink | None = None) -> int:
     from otlp.service import Service
     from otlp.telemetry import Telemetry
     from otlp.telemetry_server import serve_metrics
 
-    telemetry = Telemetry()
-    service = Service(cfg, telemetry)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    address = cfg.service.telemetry.metrics.listen_address()
+    if link is not None:
+        # a worker: the supervisor serves health and the configured metrics address (it
+        # gathers each worker's metrics from a private loopback port)
+        link.prepare(cfg)
+        link.watch(loop, stop.set)
+        address = ("127.0.0.1", 0) if address else None
+
+    telemetry = Telemetry()
+    service = Service(cfg, telemetry)
+    if link is not None:
+        for receiver in service.receivers.values():
+            if hasattr(receiver, "reuse_port"):
+                receiver.reuse_port = True
 
     metrics_server = None
-    address = cfg.service.telemetry.metrics.listen_address()
     try:
         if address:
             metrics_server = await serve_metrics(telemetry, *address)
         await service.start()
+        if link is not None:
+            link.ready(metrics_server.port if metrics_server else None)
     except Exception as exc:
         log.error("Failed to start", extra={"error": str(exc)}, exc_info=True)
         await service.shutdown()

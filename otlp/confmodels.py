@@ -73,9 +73,28 @@ class RetrySettings(ComponentConfig):
     max_elapsed_time: Duration = 300.0
 
 
+class CircuitBreakerSettings(ComponentConfig):
+    """AIRIS addition (the Collector has no circuit breaker): stop calling a backend that
+    keeps failing, and let the queue hold the data meanwhile.
+
+    Closed: every export goes through; `failure_threshold` failed attempts in a row (errors
+    or timeouts, not data the backend rejects as invalid) open it. Open: no export is tried
+    for `open_interval`; batches wait in the queue and the wait does not count against
+    `retry_on_failure.max_elapsed_time`. Half-open: `half_open_probes` exports are let
+    through; when all succeed it closes, when one fails it opens again. One breaker guards
+    each exporter, shared by the signals it exports.
+    """
+
+    enabled: bool = True
+    failure_threshold: int = Field(5, ge=1)
+    open_interval: Duration = Field(10.0, gt=0)
+    half_open_probes: int = Field(1, ge=1)
+
+
 class ExporterConfig(ComponentConfig):
     """Base for exporters that sit behind the runtime's queue and retry helper."""
 
     timeout: Duration = 5.0
     sending_queue: QueueSettings = Field(default_factory=QueueSettings)
     retry_on_failure: RetrySettings = Field(default_factory=RetrySettings)
+    circuit_breaker: CircuitBreakerSettings = Field(default_factory=CircuitBreakerSettings)

@@ -19,8 +19,8 @@ from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from google.protobuf.message import DecodeError, Message
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from otlp import shadow
@@ -48,10 +48,10 @@ from otlp.batch import (
     SPANS,
     SUMMARY_POINTS,
     TRACES,
-    V_STRING,
     Batch,
 )
 from otlp.errors import InvalidRequestError
+from otlp.jsonpb import parse_request
 
 _TRACE_ID_BYTES: Final = 16
 _SPAN_ID_BYTES: Final = 8
@@ -76,8 +76,6 @@ def decode_protobuf(signal: str, body: bytes) -> Batch:
 
 def decode_json(signal: str, body: bytes) -> Batch:
     """Decode an OTLP/JSON request (hex ids, integer or named enums, unknown fields ignored)."""
-    from otlp.jsonpb import parse_request  # jsonpb imports this module's siblings only
-
     return decode_protobuf(signal, parse_request(signal, body).SerializeToString())
 
 
@@ -121,6 +119,13 @@ def _offsets(counts: Sequence[int]) -> pa.Array:
     return pa.array(offsets)
 
 
+def _ints(values: Sequence[int], dtype: type[np.generic], type_: pa.DataType) -> pa.Array:
+    """Non-null integers -> Arrow, through numpy (about twice as fast as pa.array on a list).
+    Out-of-range values raise OverflowError, which decode_protobuf reports as a bad request."""
+    array = np.fromiter(values, dtype, len(values))
+    return pa.Array.from_buffers(type_, len(array), [None, pa.py_buffer(array)])
+
+
 def _parent_index(counts: Sequence[int]) -> pa.Array:
     return pa.array(np.repeat(np.arange(len(counts), dtype=np.int32), counts))
 
@@ -155,7 +160,7 @@ def _ids(values: Sequence[bytes], width: int, what: str) -> pa.Array:
 
 
 def _optional(items: list[Any], name: str) -> list[Any]:
-    return [item.__getattribute__(name) if item.HasField(name) else None for item in items]
+    return [getattr(item, name) if item.HasField(name) else None for item in items]
 
 
 class _Attributes:
@@ -196,7 +201,9 @@ class _Envelope:
     ) -> None:
         holders = resource_msgs[:]
         resources = [holder.resource for holder in holders]
-        self.resource_attrs = attrs.add([r.attributes[:] for r in resources])
+        resource_kvs = [r.attributes[:] for r in resources]
+        self.resource_attrs = attrs.add(resource_kvs)
+        self.service_names = [_service_name(kvs) for kvs in resource_kvs]
         self.resource_dropped = [r.dropped_attributes_count for r in resources]
         self.entity_refs = [r.entity_refs[:] for r in resources]
         self.resource_schema = [holder.schema_url for holder in holders]
@@ -220,9 +227,9 @@ class _Envelope:
         return pa.Table.from_arrays(
             [
                 attributes,
-                pa.array(self.resource_dropped, pa.uint32()),
+                _ints(self.resource_dropped, np.uint32, pa.uint32()),
                 pa.array(self.resource_schema, pa.string()),
-                _service_names(attributes),
+                pa.array(self.service_names, pa.string()),
                 _entity_refs(self.entity_refs),
             ],
             schema=RESOURCES,
@@ -235,32 +242,61 @@ class _Envelope:
                 pa.array(self.scope_name, pa.string()),
                 pa.array(self.scope_version, pa.string()),
                 attrs.column(self.scope_attrs),
-                pa.array(self.scope_dropped, pa.uint32()),
+                _ints(self.scope_dropped, np.uint32, pa.uint32()),
                 pa.array(self.scope_schema, pa.string()),
             ],
             schema=SCOPES,
         )
 
 
-def _service_names(attributes: pa.ListArray) -> pa.Array:
-    names = [""] * len(attributes)
-    flat = attributes.flatten()
-    if len(flat):
-        hit = pc.and_(
-            pc.equal(flat.field("key"), "service.name"), pc.equal(flat.field("type"), V_STRING)
-        )
-        rows = np.flatnonzero(hit.to_numpy(zero_copy_only=False))
-        if len(rows):
-            owner = pc.list_parent_indices(attributes).to_numpy()
-            strings = flat.field("str")
-            # the first occurrence wins, as with pcommon Map.Get
-            for row in reversed(rows.tolist()):
-                names[owner[row]] = strings[row].as_py()
-    return pa.array(names, pa.string())
+_SERVICE_NAME: Final = b"\x0a\x0cservice.name"
+
+
+def _service_name(kvs: list[bytes]) -> str:
+    """resource.attributes["service.name"] if it is a string, else "" (first one wins, as with
+    pcommon Map.Get). Looked up in the KeyValue bytes: cheaper than a pass over Arrow columns."""
+    for kv in kvs:
+        if _SERVICE_NAME in kv:  # canonical encodings start with it; others are parsed below
+            try:
+                parsed = KeyValue.FromString(kv)
+            except DecodeError:
+                continue  # the attribute parser reports it
+            if parsed.key == "service.name":
+                kind = parsed.value.WhichOneof("value")
+                return parsed.value.string_value if kind == "string_value" else ""
+    return ""
+
+
+_EMPTY_VALUES: dict[pa.DataType, pa.Array] = {}
+
+
+def _empty_lists(count: int, type_: pa.ListType) -> pa.Array:
+    # Arrow arrays are immutable, so all-empty list columns (events, links, exemplars on most
+    # records) are built once per length and shared
+    key = (type_, count)
+    cached = _EMPTY_LISTS.get(key)
+    if cached is not None:
+        return cached
+    values = _EMPTY_VALUES.get(type_.value_type)
+    if values is None:
+        values = _EMPTY_VALUES[type_.value_type] = pa.array([], type_.value_type)
+    offsets = np.zeros(count + 1, np.int32)
+    array = pa.ListArray.from_arrays(pa.array(offsets), values, type=type_)
+    if len(_EMPTY_LISTS) < 4096:
+        _EMPTY_LISTS[key] = array
+    return array
+
+
+_EMPTY_LISTS: dict[tuple[pa.DataType, int], pa.Array] = {}
+
+
+_ENTITY_REFS: Final = RESOURCES.field("entity_refs").type
 
 
 def _entity_refs(per_resource: list[list[Any]]) -> pa.Array:
     counts = _lengths(per_resource)
+    if not any(counts):
+        return _empty_lists(len(counts), _ENTITY_REFS)
     refs = _flatten(per_resource)
     id_keys = [ref.id_keys[:] for ref in refs]
     description_keys = [ref.description_keys[:] for ref in refs]
@@ -279,7 +315,7 @@ def _entity_refs(per_resource: list[list[Any]]) -> pa.Array:
         ],
         fields=list(ENTITY_REF),
     )
-    return _list(counts, values, RESOURCES.field("entity_refs").type)
+    return _list(counts, values, _ENTITY_REFS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -350,50 +386,106 @@ def _decode_traces(message: Any) -> Batch:
 
     attrs.parse()
     status_message, status_code = _statuses(status)
-    event_values = pa.StructArray.from_arrays(
+    return Batch(
+        TRACES,
+        env.resources(attrs),
+        env.scopes(attrs),
+        {
+            "spans": _spans_table(
+                env,
+                attrs,
+                (trace_id, span_id, trace_state, parent_span_id, flags, name, kind, start, end),
+                (span_attrs, dropped_attrs, dropped_events, dropped_links),
+                (status_message, status_code),
+                _events_column(attrs, event_counts, (ev_time, ev_name, ev_dropped), ev_attrs),
+                _links_column(
+                    attrs,
+                    link_counts,
+                    (ln_trace, ln_span, ln_state, ln_dropped, ln_flags),
+                    ln_attrs,
+                ),
+            )
+        },
+    )
+
+
+_EVENTS: Final = SPANS.field("events").type
+_LINKS: Final = SPANS.field("links").type
+
+
+def _events_column(
+    attrs: _Attributes, counts: list[int], cols: Sequence[Sequence[Any]], ref: tuple[int, int]
+) -> pa.Array:
+    if not any(counts):
+        return _empty_lists(len(counts), _EVENTS)
+    time, name, dropped = cols
+    values = pa.StructArray.from_arrays(
         [
-            pa.array(ev_time, pa.uint64()),
-            pa.array(ev_name, pa.string()),
-            attrs.column(ev_attrs),
-            pa.array(ev_dropped, pa.uint32()),
+            _ints(time, np.uint64, pa.uint64()),
+            pa.array(name, pa.string()),
+            attrs.column(ref),
+            _ints(dropped, np.uint32, pa.uint32()),
         ],
         fields=list(EVENT),
     )
-    link_values = pa.StructArray.from_arrays(
+    return _list(counts, values, _EVENTS)
+
+
+def _links_column(
+    attrs: _Attributes, counts: list[int], cols: Sequence[Sequence[Any]], ref: tuple[int, int]
+) -> pa.Array:
+    if not any(counts):
+        return _empty_lists(len(counts), _LINKS)
+    trace_id, span_id, state, dropped, flags = cols
+    values = pa.StructArray.from_arrays(
         [
-            _ids(ln_trace, _TRACE_ID_BYTES, "link trace_id"),
-            _ids(ln_span, _SPAN_ID_BYTES, "link span_id"),
-            pa.array(ln_state, pa.string()),
-            attrs.column(ln_attrs),
-            pa.array(ln_dropped, pa.uint32()),
-            pa.array(ln_flags, pa.uint32()),
+            _ids(trace_id, _TRACE_ID_BYTES, "link trace_id"),
+            _ids(span_id, _SPAN_ID_BYTES, "link span_id"),
+            pa.array(state, pa.string()),
+            attrs.column(ref),
+            _ints(dropped, np.uint32, pa.uint32()),
+            _ints(flags, np.uint32, pa.uint32()),
         ],
         fields=list(LINK),
     )
-    table = pa.Table.from_arrays(
+    return _list(counts, values, _LINKS)
+
+
+def _spans_table(
+    env: _Envelope,
+    attrs: _Attributes,
+    ident: Sequence[Sequence[Any]],
+    counted: tuple[tuple[int, int], Sequence[int], Sequence[int], Sequence[int]],
+    status: tuple[list[str], list[int]],
+    events: pa.Array,
+    links: pa.Array,
+) -> pa.Table:
+    trace_id, span_id, trace_state, parent_span_id, flags, name, kind, start, end = ident
+    span_attrs, dropped_attrs, dropped_events, dropped_links = counted
+    status_message, status_code = status
+    return pa.Table.from_arrays(
         [
             _parent_index(env.record_counts),
             _ids(trace_id, _TRACE_ID_BYTES, "trace_id"),
             _ids(span_id, _SPAN_ID_BYTES, "span_id"),
             pa.array(trace_state, pa.string()),
             _ids(parent_span_id, _SPAN_ID_BYTES, "parent_span_id"),
-            pa.array(flags, pa.uint32()),
+            _ints(flags, np.uint32, pa.uint32()),
             pa.array(name, pa.string()),
-            pa.array(kind, pa.int8()),
-            pa.array(start, pa.uint64()),
-            pa.array(end, pa.uint64()),
+            _ints(kind, np.int8, pa.int8()),
+            _ints(start, np.uint64, pa.uint64()),
+            _ints(end, np.uint64, pa.uint64()),
             attrs.column(span_attrs),
-            pa.array(dropped_attrs, pa.uint32()),
-            _list(event_counts, event_values, SPANS.field("events").type),
-            pa.array(dropped_events, pa.uint32()),
-            _list(link_counts, link_values, SPANS.field("links").type),
-            pa.array(dropped_links, pa.uint32()),
+            _ints(dropped_attrs, np.uint32, pa.uint32()),
+            events,
+            _ints(dropped_events, np.uint32, pa.uint32()),
+            links,
+            _ints(dropped_links, np.uint32, pa.uint32()),
             pa.array(status_message, pa.string()),
-            pa.array(status_code, pa.int8()),
+            _ints(status_code, np.int8, pa.int8()),
         ],
         schema=SPANS,
     )
-    return Batch(TRACES, env.resources(attrs), env.scopes(attrs), {"spans": table})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -435,14 +527,14 @@ def _decode_logs(message: Any) -> Batch:
     table = pa.Table.from_arrays(
         [
             _parent_index(env.record_counts),
-            pa.array(time, pa.uint64()),
-            pa.array(observed, pa.uint64()),
-            pa.array(severity, pa.int8()),
+            _ints(time, np.uint64, pa.uint64()),
+            _ints(observed, np.uint64, pa.uint64()),
+            _ints(severity, np.int8, pa.int8()),
             pa.array(severity_text, pa.string()),
             anyvalues_to_arrow(list(body), has_body),
             attrs.column(log_attrs),
-            pa.array(dropped, pa.uint32()),
-            pa.array(flags, pa.uint32()),
+            _ints(dropped, np.uint32, pa.uint32()),
+            _ints(flags, np.uint32, pa.uint32()),
             _ids(trace_id, _TRACE_ID_BYTES, "log trace_id"),
             _ids(span_id, _SPAN_ID_BYTES, "log span_id"),
             pa.array(event_name, pa.string()),
@@ -489,13 +581,27 @@ class _Points:
         self.ex_attrs = attrs.add([e.filtered_attributes[:] for e in self.exemplars])
 
     def common(self, attrs: _Attributes) -> list[pa.Array]:
+        return [
+            pa.Array.from_buffers(
+                pa.int32(), len(self.metric_index), [None, pa.py_buffer(self.metric_index)]
+            ),
+            attrs.column(self.attrs),
+            _ints(self.start, np.uint64, pa.uint64()),
+            _ints(self.time, np.uint64, pa.uint64()),
+            _ints(self.flags, np.uint32, pa.uint32()),
+            self._exemplars(attrs),
+        ]
+
+    def _exemplars(self, attrs: _Attributes) -> pa.Array:
+        if not self.exemplars:
+            return _empty_lists(len(self.points), EXEMPLARS)
         ex_time, ex_span, ex_trace = _columns(_EXEMPLAR_FIELDS, self.exemplars, 3)
         ex_kind, ex_double, ex_int = _number_values(self.exemplars)
         exemplars = pa.StructArray.from_arrays(
             [
                 attrs.column(self.ex_attrs),
-                pa.array(ex_time, pa.uint64()),
-                pa.array(ex_kind, pa.int8()),
+                _ints(ex_time, np.uint64, pa.uint64()),
+                _ints(ex_kind, np.int8, pa.int8()),
                 pa.array(ex_double, pa.float64()),
                 pa.array(ex_int, pa.int64()),
                 _ids(ex_span, _SPAN_ID_BYTES, "exemplar span_id"),
@@ -503,14 +609,7 @@ class _Points:
             ],
             fields=list(EXEMPLAR),
         )
-        return [
-            pa.array(self.metric_index, pa.int32()),
-            attrs.column(self.attrs),
-            pa.array(self.start, pa.uint64()),
-            pa.array(self.time, pa.uint64()),
-            pa.array(self.flags, pa.uint32()),
-            _list(self.exemplar_counts, exemplars, EXEMPLARS),
-        ]
+        return _list(self.exemplar_counts, exemplars, EXEMPLARS)
 
 
 def _repeated(lists: list[list[Any]], value_type: pa.DataType) -> pa.Array:
@@ -522,7 +621,7 @@ def _number_table(points: _Points, attrs: _Attributes) -> pa.Table:
     return pa.Table.from_arrays(
         [
             *points.common(attrs),
-            pa.array(kind, pa.int8()),
+            _ints(kind, np.int8, pa.int8()),
             pa.array(doubles, pa.float64()),
             pa.array(ints, pa.int64()),
         ],
@@ -535,7 +634,7 @@ def _histogram_table(points: _Points, attrs: _Attributes) -> pa.Table:
     return pa.Table.from_arrays(
         [
             *points.common(attrs),
-            pa.array([p.count for p in items], pa.uint64()),
+            _ints([p.count for p in items], np.uint64, pa.uint64()),
             pa.array(_optional(items, "sum"), pa.float64()),
             _repeated([p.bucket_counts[:] for p in items], pa.uint64()),
             _repeated([p.explicit_bounds[:] for p in items], pa.float64()),
@@ -553,13 +652,13 @@ def _exponential_table(points: _Points, attrs: _Attributes) -> pa.Table:
     return pa.Table.from_arrays(
         [
             *points.common(attrs),
-            pa.array([p.count for p in items], pa.uint64()),
+            _ints([p.count for p in items], np.uint64, pa.uint64()),
             pa.array(_optional(items, "sum"), pa.float64()),
-            pa.array([p.scale for p in items], pa.int32()),
-            pa.array([p.zero_count for p in items], pa.uint64()),
-            pa.array([b.offset for b in positive], pa.int32()),
+            _ints([p.scale for p in items], np.int32, pa.int32()),
+            _ints([p.zero_count for p in items], np.uint64, pa.uint64()),
+            _ints([b.offset for b in positive], np.int32, pa.int32()),
             _repeated([b.bucket_counts[:] for b in positive], pa.uint64()),
-            pa.array([b.offset for b in negative], pa.int32()),
+            _ints([b.offset for b in negative], np.int32, pa.int32()),
             _repeated([b.bucket_counts[:] for b in negative], pa.uint64()),
             pa.array(_optional(items, "min"), pa.float64()),
             pa.array(_optional(items, "max"), pa.float64()),
@@ -586,7 +685,7 @@ def _summary_table(points: _Points, attrs: _Attributes) -> pa.Table:
     return pa.Table.from_arrays(
         [
             *points.common(attrs),
-            pa.array([p.count for p in items], pa.uint64()),
+            _ints([p.count for p in items], np.uint64, pa.uint64()),
             pa.array([p.sum for p in items], pa.float64()),
             _list(_lengths(quantile_lists), values, _QUANTILE),
         ],
@@ -628,7 +727,7 @@ def _decode_metrics(message: Any) -> Batch:
                 pa.array([m.name for m in metrics], pa.string()),
                 pa.array([m.description for m in metrics], pa.string()),
                 pa.array([m.unit for m in metrics], pa.string()),
-                pa.array([_METRIC_CODE.get(k, 0) for k in kinds], pa.int8()),
+                _ints([_METRIC_CODE.get(k, 0) for k in kinds], np.int8, pa.int8()),
                 pa.array(temporality, pa.int8()),
                 pa.array(monotonic, pa.bool_()),
                 attrs.column(metadata),

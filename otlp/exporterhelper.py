@@ -1,10 +1,25 @@
-"""What the runtime puts in front of every exporter: a bounded sending queue, consumer
-workers, retries with exponential backoff and jitter, and a timeout per export — the OTel
-Collector's exporterhelper (`sending_queue`, `retry_on_failure`, `timeout`).
+"""What the runtime puts in front of every exporter: a bounded sending queue (in memory, or
+a write-ahead log on disk), consumer workers, retries with exponential backoff and jitter,
+a timeout per export — the OTel Collector's exporterhelper (`sending_queue`,
+`retry_on_failure`, `timeout`) — plus a circuit breaker and a bulkhead.
 
 Each exporter (per signal) gets its own queue and workers, so a slow or dead backend only
 fills its own queue; when full, `consume` refuses with a retryable BackpressureError and
 the receiver tells the client to back off.
+
+Acknowledgement rule: `consume` returns only once the batch is in the queue; for a
+persistent queue (`sending_queue.storage` naming a `file_storage` extension), once it is
+written to the queue's log (and fsynced, if the storage says so). From then on delivery is
+at least once: a batch leaves the log only after the exporter succeeded, or after it was
+dropped for good (a permanent error, or `retry_on_failure.max_elapsed_time` spent), which
+is logged and counted in otelcol_exporter_send_failed_*.
+
+Bulkhead: at most `num_consumers` exports of one queue are in flight. An export that times
+out is cancelled, but its slot is only freed when it has actually stopped, so a backend that
+hangs can hold `num_consumers` slots and no more; other exporters have their own.
+
+Circuit breaker (`circuit_breaker`, see confmodels.CircuitBreakerSettings): after repeated
+failures no export is tried for a while; batches wait in the queue.
 """
 
 from __future__ import annotations
@@ -13,27 +28,39 @@ import asyncio
 import logging
 import random
 import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import Counter, Gauge, Histogram
 
 from otlp.batch import Batch
-from otlp.component import Exporter
-from otlp.confmodels import ExporterConfig, RetrySettings
+from otlp.component import Exporter, Host
+from otlp.confmodels import CircuitBreakerSettings, ExporterConfig, RetrySettings
 from otlp.errors import BackpressureError, PermanentError, RetryableError
 from otlp.telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from storage.queue import PersistentQueue
 
 log = logging.getLogger("airis.exporter")
 
 
 class Clock:
-    """Time source for backoff; tests inject a fake one instead of sleeping."""
+    """Time source for backoff and the circuit breaker; tests inject a fake one."""
 
     def monotonic(self) -> float:
         return time.monotonic()
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+class Interrupted(RetryableError):
+    """Shutdown stopped the delivery of a batch before it succeeded. A persistent queue
+    keeps such a batch for the next start; an in-memory one drops and counts it."""
 
 
 @dataclass(slots=True)
@@ -55,6 +82,195 @@ class Backoff:
         return delay
 
 
+async def _first(stop: asyncio.Event | None, *waits: Awaitable[Any]) -> bool:
+    """Wait for the first of `waits` or `stop`; True when it was `stop`."""
+    if stop is not None and stop.is_set():
+        for w in waits:
+            if asyncio.iscoroutine(w):
+                w.close()
+        return True
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    if stop is not None:
+        tasks.append(asyncio.ensure_future(stop.wait()))
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+    return stop is not None and stop.is_set()
+
+
+# --- circuit breaker -------------------------------------------------------------------------
+CLOSED, HALF_OPEN, OPEN = "closed", "half_open", "open"
+_STATE_VALUE = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
+
+
+class CircuitBreaker:
+    """Closed → (failure_threshold failures in a row) → open → (open_interval) → half-open
+    → (half_open_probes successes) → closed, or (one failure) → open again.
+
+    `admit` is called before each export attempt and `record` after it; `admit` returns a
+    token that marks half-open probes.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        settings: CircuitBreakerSettings,
+        clock: Clock,
+        on_change: Callable[[str], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.clock = clock
+        self.on_change = on_change
+        self.state = CLOSED
+        self.failures = 0
+        self.opened_at = 0.0
+        self._generation = 0  # of the current half-open period
+        self._admitted = 0  # probes let through in this half-open period
+        self._successes = 0
+        self._changed = asyncio.Event()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _transition(self, state: str) -> None:
+        self.state = state
+        if state == OPEN:
+            self.opened_at = self.clock.monotonic()
+            log.warning(
+                "Circuit breaker opened: the backend keeps failing; data waits in the queue",
+                extra={
+                    "exporter": self.name,
+                    "consecutive_failures": self.failures,
+                    "open_interval": f"{self.settings.open_interval:g}s",
+                },
+            )
+        elif state == HALF_OPEN:
+            self._generation += 1
+            self._admitted = self._successes = 0
+            log.info(
+                "Circuit breaker half-open: probing the backend", extra={"exporter": self.name}
+            )
+        else:
+            self.failures = 0
+            log.info("Circuit breaker closed: the backend is back", extra={"exporter": self.name})
+        if self.on_change is not None:
+            self.on_change(state)
+        self._notify()
+
+    def _refresh(self) -> None:
+        if self.state == OPEN and self.remaining() <= 0:
+            self._transition(HALF_OPEN)
+
+    def remaining(self) -> float:
+        """Seconds until an open breaker lets probes through (0 when not open)."""
+        if self.state != OPEN:
+            return 0.0
+        return max(0.0, self.opened_at + self.settings.open_interval - self.clock.monotonic())
+
+    def allows_now(self) -> bool:
+        self._refresh()
+        return self.state == CLOSED or (
+            self.state == HALF_OPEN and self._admitted < self.settings.half_open_probes
+        )
+
+    async def admit(self, stop: asyncio.Event | None = None) -> int | None:
+        """Wait until an attempt may be made; returns a probe token (None: not a probe).
+        Raises Interrupted when `stop` is set while waiting."""
+        while True:
+            self._refresh()
+            if self.state == CLOSED:
+                return None
+            if self.state == HALF_OPEN and self._admitted < self.settings.half_open_probes:
+                self._admitted += 1
+                return self._generation
+            changed = self._changed
+            waits: list[Awaitable[Any]] = [changed.wait()]
+            if self.state == OPEN:
+                waits.append(self.clock.sleep(self.remaining()))
+            if await _first(stop, *waits):
+                raise Interrupted(f"circuit breaker of {self.name} is open; shutting down")
+
+    def record(self, token: int | None, ok: bool) -> None:
+        probe = token is not None and token == self._generation and self.state == HALF_OPEN
+        if ok:
+            if self.state == CLOSED:
+                self.failures = 0
+            elif probe:
+                self._successes += 1
+                if self._successes >= self.settings.half_open_probes:
+                    self._transition(CLOSED)
+            return
+        if self.state == CLOSED:
+            self.failures += 1
+            if self.failures >= self.settings.failure_threshold:
+                self._transition(OPEN)
+        elif probe:
+            self._transition(OPEN)
+        # failures of attempts begun before the breaker opened change nothing
+
+
+# --- bulkhead --------------------------------------------------------------------------------
+class Bulkhead:
+    """At most `limit` exports in flight. A timed-out export is cancelled and keeps its slot
+    until it has really stopped: a hung backend cannot make us start more."""
+
+    def __init__(self, limit: int, gauge: Gauge | None = None) -> None:
+        self.limit = limit
+        self.in_flight = 0
+        self._sem = asyncio.Semaphore(limit)
+        self._gauge = gauge
+        self._tasks: set[asyncio.Future[None]] = set()
+
+    async def _acquire(self, stop: asyncio.Event | None) -> None:
+        if stop is None or not self._sem.locked():
+            await self._sem.acquire()
+            return
+        acquire = asyncio.ensure_future(self._sem.acquire())
+        if await _first(stop, asyncio.shield(acquire)):
+            if acquire.done() and not acquire.cancelled():
+                self._sem.release()
+            else:
+                acquire.cancel()
+            raise Interrupted("every export slot is held by a hung export; shutting down")
+
+    def _finished(self, task: asyncio.Future[None]) -> None:
+        self._tasks.discard(task)
+        self.in_flight -= 1
+        if self._gauge is not None:
+            self._gauge.set(self.in_flight)
+        self._sem.release()
+        if not task.cancelled():
+            task.exception()  # retrieved: the caller already saw it, or gave up on it
+
+    async def run(
+        self,
+        send: Callable[[], Awaitable[None]],
+        timeout: float,
+        stop: asyncio.Event | None = None,
+    ) -> None:
+        await self._acquire(stop)
+        self.in_flight += 1
+        if self._gauge is not None:
+            self._gauge.set(self.in_flight)
+        task = asyncio.ensure_future(send())
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=timeout if timeout > 0 else None)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if not done:
+            task.cancel()
+            raise TimeoutError
+        task.result()
+
+
+# --- retries ---------------------------------------------------------------------------------
 async def send_with_retry(
     send: Callable[[], Awaitable[None]],
     settings: RetrySettings,
@@ -63,46 +279,226 @@ async def send_with_retry(
     stop: asyncio.Event | None = None,
     rng: random.Random | None = None,
     on_retry: Callable[[Exception, float], None] | None = None,
+    breaker: CircuitBreaker | None = None,
+    bulkhead: Bulkhead | None = None,
 ) -> None:
-    """Call `send` until it succeeds. Raises PermanentError (never retried) or the last
-    RetryableError once retries are disabled, exhausted (max_elapsed_time) or shutting down."""
+    """Call `send` until it succeeds. Raises PermanentError (never retried), Interrupted
+    (shutdown came first) or the last RetryableError once retries are disabled or exhausted
+    (max_elapsed_time, not counting time the circuit breaker held the attempt back)."""
     backoff = Backoff(settings, rng or random.Random())
     started = clock.monotonic()
+    held = 0.0  # time spent waiting for the breaker
     while True:
+        token = None
+        if breaker is not None:
+            waited_from = clock.monotonic()
+            token = await breaker.admit(stop)
+            held += clock.monotonic() - waited_from
         try:
-            if timeout > 0:
+            if bulkhead is not None:
+                await bulkhead.run(send, timeout, stop)
+            elif timeout > 0:
                 await asyncio.wait_for(send(), timeout)
             else:
                 await send()
-            return
+        except Interrupted:
+            if breaker is not None and token is not None:
+                breaker.record(token, False)
+            raise
         except PermanentError:
+            if breaker is not None:
+                breaker.record(token, True)  # the backend answered: it is up
             raise
         except (TimeoutError, RetryableError) as exc:
+            if breaker is not None:
+                breaker.record(token, False)
             error = exc if isinstance(exc, RetryableError) else RetryableError("export timed out")
-            if not settings.enabled or (stop is not None and stop.is_set()):
+            if stop is not None and stop.is_set():
+                raise Interrupted(f"interrupted by shutdown: {error}") from None
+            if not settings.enabled:
                 raise error from None
             delay = backoff.next_delay()
             if error.retry_after is not None:
                 # the backend's own Retry-After / RetryInfo wins over our schedule
                 delay = error.retry_after
-            elapsed = clock.monotonic() - started
+            elapsed = clock.monotonic() - started - held
             if settings.max_elapsed_time > 0 and elapsed + delay > settings.max_elapsed_time:
                 raise RetryableError(
                     f"no more retries left after {elapsed:.1f}s: {error}",
                 ) from None
             if on_retry:
                 on_retry(error, delay)
-            if stop is None:
-                await clock.sleep(delay)
-                continue
-            # shutdown interrupts the wait: the data is then dropped (and counted) by the caller
-            sleeper = asyncio.ensure_future(clock.sleep(delay))
-            stopper = asyncio.ensure_future(stop.wait())
-            await asyncio.wait((sleeper, stopper), return_when=asyncio.FIRST_COMPLETED)
-            sleeper.cancel()
-            stopper.cancel()
-            if stop.is_set():
-                raise RetryableError(f"interrupted by shutdown: {error}") from None
+            if breaker is not None and breaker.state == OPEN:
+                continue  # the breaker's open interval takes the place of the backoff
+            if await _first(stop, clock.sleep(delay)):
+                raise Interrupted(f"interrupted by shutdown: {error}") from None
+        else:
+            if breaker is not None:
+                breaker.record(token, True)
+            return
+
+
+# --- queues ----------------------------------------------------------------------------------
+@dataclass(eq=False, slots=True)
+class _MemoryItem:
+    size: int
+    batch: Batch | None
+
+
+class MemoryQueue:
+    """The in-memory sending queue: bounded in the sizer's units, lost on a crash. Once
+    dispatch stops (shutdown), consumers still get what is queued, then None."""
+
+    def __init__(self, sizer: str, capacity: int, block_on_overflow: bool, name: str) -> None:
+        self.sizer = sizer
+        self.capacity = capacity
+        self.block_on_overflow = block_on_overflow
+        self.name = name
+        self.used = 0
+        self._items: deque[_MemoryItem] = deque()
+        self._not_empty = asyncio.Event()
+        self._space = asyncio.Event()
+        self._closed = False
+
+    def size_of(self, batch: Batch) -> int:
+        if self.sizer == "items":
+            return batch.item_count()
+        if self.sizer == "bytes":
+            return batch.nbytes()
+        return 1
+
+    async def put(self, batch: Batch) -> None:
+        size = self.size_of(batch)
+        while self.used + size > self.capacity and self.used > 0:
+            if not self.block_on_overflow or self._closed:
+                raise BackpressureError(f"sending queue of exporter {self.name} is full", 1.0)
+            self._space.clear()
+            await self._space.wait()
+        self._items.append(_MemoryItem(size, batch))
+        self.used += size
+        self._not_empty.set()
+
+    async def get(self) -> _MemoryItem | None:
+        while not self._items:
+            if self._closed:
+                return None
+            self._not_empty.clear()
+            await self._not_empty.wait()
+        item = self._items.popleft()
+        # as in the Collector, the queue size counts waiting batches, not those in flight
+        self.used -= item.size
+        self._space.set()
+        return item
+
+    async def load(self, item: _MemoryItem) -> Batch:
+        assert item.batch is not None
+        return item.batch
+
+    def done(self, item: _MemoryItem, remove: bool) -> None:
+        item.batch = None
+
+    def stop_dispatch(self) -> None:
+        self._closed = True
+        self._not_empty.set()
+        self._space.set()
+
+    @property
+    def empty(self) -> bool:
+        return not self._items
+
+
+# --- self-metrics ----------------------------------------------------------------------------
+class _Metrics:
+    """AIRIS's own series for queues, breakers and bulkheads (one set per Telemetry)."""
+
+    def __init__(self, telemetry: Telemetry) -> None:
+        r = telemetry.registry
+        self.breaker_state = Gauge(
+            "airis_exporter_circuit_breaker_state",
+            "Circuit breaker state: 0 closed, 1 half-open, 2 open",
+            ("exporter",),
+            registry=r,
+        )
+        self.breaker_transitions = Counter(
+            "airis_exporter_circuit_breaker_transitions",
+            "Circuit breaker state changes, by the state entered",
+            ("exporter", "state"),
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "airis_exporter_in_flight_exports",
+            "Exports started and not yet stopped (timed-out ones included until they stop)",
+            ("exporter", "data_type"),
+            registry=r,
+        )
+        self.disk_bytes = Gauge(
+            "airis_exporter_queue_disk_bytes",
+            "Bytes of the persistent queue's write-ahead log segments",
+            ("exporter", "data_type"),
+            registry=r,
+        )
+        self.recovered = Counter(
+            "airis_exporter_queue_recovered_batches",
+            "Batches found in the persistent queue at start, to be delivered again",
+            ("exporter", "data_type"),
+            registry=r,
+        )
+        self.discarded = Counter(
+            "airis_exporter_queue_discarded_bytes",
+            "Bytes of torn or corrupt records truncated from the persistent queue at start",
+            ("exporter", "data_type"),
+            registry=r,
+        )
+        self.write_latency = Histogram(
+            "airis_exporter_queue_write_duration_seconds",
+            "Time to write a batch to the persistent queue (fsync included, if configured)",
+            ("exporter", "data_type"),
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+            registry=r,
+        )
+
+
+_METRICS: weakref.WeakKeyDictionary[Telemetry, _Metrics] = weakref.WeakKeyDictionary()
+# one circuit breaker per exporter instance, shared by the queues of its signals
+_BREAKERS: weakref.WeakKeyDictionary[Exporter, CircuitBreaker] = weakref.WeakKeyDictionary()
+
+
+def _metrics(telemetry: Telemetry) -> _Metrics:
+    found = _METRICS.get(telemetry)
+    if found is None:
+        found = _METRICS[telemetry] = _Metrics(telemetry)
+    return found
+
+
+def _breaker_for(
+    exporter: Exporter,
+    name: str,
+    settings: CircuitBreakerSettings,
+    clock: Clock,
+    metrics: _Metrics,
+) -> CircuitBreaker:
+    try:
+        found = _BREAKERS.get(exporter)
+    except TypeError:  # not weak-referenceable: one breaker per queue then
+        found = None
+    if found is not None:
+        return found
+
+    def changed(state: str) -> None:
+        metrics.breaker_state.labels(name).set(_STATE_VALUE[state])
+        metrics.breaker_transitions.labels(name, state).inc()
+
+    breaker = CircuitBreaker(name, settings, clock, changed)
+    metrics.breaker_state.labels(name).set(0)
+    try:
+        _BREAKERS[exporter] = breaker
+    except TypeError:
+        pass
+    return breaker
+
+
+# --- the queued exporter ---------------------------------------------------------------------
+_SENT, _DROPPED, _KEPT = "sent", "dropped", "kept"
 
 
 class QueuedExporter:
@@ -123,87 +519,186 @@ class QueuedExporter:
         self.config = config
         self.telemetry = telemetry
         self.clock = clock or Clock()
-        queue = config.sending_queue
-        self._enabled = queue.enabled
-        self._capacity = queue.queue_size
-        self._sizer = queue.sizer
-        self._items: deque[Batch] = deque()
-        self._used = 0
-        self._not_empty = asyncio.Event()
-        self._space = asyncio.Event()
+        settings = config.sending_queue
+        self._enabled = settings.enabled
+        self._persistent = bool(settings.enabled and settings.storage)
+        self._queue: MemoryQueue | PersistentQueue | None = None
+        if self._enabled and not self._persistent:
+            self._queue = MemoryQueue(
+                settings.sizer, settings.queue_size, settings.block_on_overflow, exporter_id
+            )
+        self._metrics = _metrics(telemetry)
+        breaker_settings: CircuitBreakerSettings | None = getattr(config, "circuit_breaker", None)
+        self.breaker = (
+            _breaker_for(exporter, exporter_id, breaker_settings, self.clock, self._metrics)
+            if breaker_settings is not None and breaker_settings.enabled
+            else None
+        )
+        self.bulkhead = Bulkhead(
+            settings.num_consumers, self._metrics.in_flight.labels(exporter_id, signal)
+        )
         self._in_flight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
         self._workers: list[asyncio.Task[None]] = []
         self._stopping = False
         self._stop = asyncio.Event()
-        telemetry.queue_capacity.labels(exporter_id, signal).set(self._capacity)
+        telemetry.queue_capacity.labels(exporter_id, signal).set(settings.queue_size)
         self._size_gauge = telemetry.queue_size.labels(exporter_id, signal)
+        self._disk_gauge = self._metrics.disk_bytes.labels(exporter_id, signal)
+        self._write_latency = self._metrics.write_latency.labels(exporter_id, signal)
         self._sent = telemetry.counter("exporter_sent", signal).labels(exporter_id)
         self._failed = telemetry.counter("exporter_send_failed", signal).labels(exporter_id)
         self._enqueue_failed = telemetry.counter("exporter_enqueue_failed", signal).labels(
             exporter_id
         )
 
-    def _size_of(self, batch: Batch) -> int:
-        if self._sizer == "items":
-            return batch.item_count()
-        if self._sizer == "bytes":
-            return batch.nbytes()
-        return 1
+    # --- lifecycle -----------------------------------------------------------------------
+    async def start(self, host: Host | None = None) -> None:
+        """Open the queue (a persistent one recovers what a previous run left, which the
+        workers then deliver before anything new) and start the workers."""
+        if not self._enabled:
+            return
+        if self._persistent:
+            self._queue = await self._open_persistent(host)
+        self._update_gauges()
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"{self.id}/{self.signal}#{i}")
+            for i in range(self.config.sending_queue.num_consumers)
+        ]
 
-    async def start(self) -> None:
-        if self._enabled:
-            self._workers = [
-                asyncio.create_task(self._work(), name=f"{self.id}/{self.signal}#{i}")
-                for i in range(self.config.sending_queue.num_consumers)
-            ]
+    async def _open_persistent(self, host: Host | None) -> PersistentQueue:
+        from storage.queue import PersistentQueue
 
+        settings = self.config.sending_queue
+        name = settings.storage or ""
+        storage = host.extension(name) if host is not None else None
+        where = f"exporters.{self.id}.sending_queue.storage"
+        if storage is None:
+            raise RuntimeError(
+                f"{where}: extension {name!r} is not configured or not in service.extensions"
+            )
+        if not hasattr(storage, "wal"):
+            raise RuntimeError(f"{where}: extension {name!r} is not a storage extension")
+        queue = PersistentQueue(
+            storage.wal("exporter", self.id, self.signal),
+            sizer=settings.sizer,
+            capacity=settings.queue_size,
+            block_on_overflow=settings.block_on_overflow,
+            compression=getattr(storage, "compression", "none"),
+            name=f"{self.id}/{self.signal}",
+        )
+        report = await queue.open()
+        labels = (self.id, self.signal)
+        if report.records:
+            self._metrics.recovered.labels(*labels).inc(report.records)
+            log.info(
+                "Persistent queue recovered; replaying before new data",
+                extra={
+                    "exporter": self.id,
+                    "data_type": self.signal,
+                    "batches": report.records,
+                    "bytes": report.bytes,
+                },
+            )
+        if report.discarded_bytes:
+            self._metrics.discarded.labels(*labels).inc(report.discarded_bytes)
+        return queue
+
+    async def shutdown(self) -> None:
+        """In-memory queue: drain what is queued into the exporter, then stop. Persistent
+        queue: finish the exports in flight and stop; what is queued stays on disk for the
+        next start (as the Collector's persistent queue does).
+
+        As in the Collector, a failing export is not retried once shutdown has begun: from an
+        in-memory queue it is dropped, counted and logged; a persistent queue keeps it.
+        """
+        self._stopping = True
+        self._stop.set()
+        queue = self._queue
+        if queue is None:
+            return
+        queue.stop_dispatch()
+        for task in self._workers:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        if self._persistent:
+            waiting = queue.used
+            await queue.close()  # type: ignore[union-attr]
+            if waiting:
+                log.info(
+                    "Persistent queue kept for the next start",
+                    extra={"exporter": self.id, "data_type": self.signal, "size": waiting},
+                )
+        self._update_gauges()
+
+    # --- data ------------------------------------------------------------------------------
     async def consume(self, batch: Batch) -> None:
         if not batch.item_count():
             return
-        if not self._enabled:
-            await self._send(batch)
-            return
-        size = self._size_of(batch)
-        while self._used + size > self._capacity and self._used > 0:
-            if not self.config.sending_queue.block_on_overflow or self._stopping:
+        queue = self._queue
+        if queue is None:
+            if not self._enabled:
+                breaker = self.breaker
+                if breaker is not None and not breaker.allows_now():
+                    raise RetryableError(
+                        f"circuit breaker of exporter {self.id} is open",
+                        retry_after=max(1.0, breaker.remaining()),
+                    )
+                await self._send(batch)
+                return
+            raise RetryableError(f"exporter {self.id} is not started", retry_after=1.0)
+        started = time.perf_counter()
+        try:
+            await queue.put(batch)
+        except BaseException as exc:
+            if not isinstance(exc, asyncio.CancelledError):
                 self._enqueue_failed.inc(batch.item_count())
-                raise BackpressureError(
-                    f"sending queue of exporter {self.id} is full", retry_after=1.0
-                )
-            self._space.clear()
-            await self._space.wait()
-        self._items.append(batch)
-        self._idle.clear()
-        self._used += size
-        self._size_gauge.set(self._used)
-        self._not_empty.set()
+            raise
+        finally:
+            self._update_gauges()
+        if self._persistent:
+            self._write_latency.observe(time.perf_counter() - started)
+
+    def _update_gauges(self) -> None:
+        queue = self._queue
+        if queue is None:
+            return
+        self._size_gauge.set(queue.used)
+        if self._persistent:
+            self._disk_gauge.set(queue.wal.disk_bytes)  # type: ignore[union-attr]
 
     async def _work(self) -> None:
+        queue = self._queue
+        assert queue is not None
         while True:
-            while not self._items:
-                if self._stopping and self._idle.is_set():
-                    return
-                self._not_empty.clear()
-                await self._not_empty.wait()
-            batch = self._items.popleft()
-            # as in the Collector, the queue size counts waiting batches, not those in flight
-            self._used -= self._size_of(batch)
-            self._size_gauge.set(self._used)
-            self._space.set()
+            item: Any = await queue.get()
+            self._update_gauges()
+            if item is None:
+                return
             self._in_flight += 1
-            self._idle.clear()
+            remove = False
             try:
-                await self._send(batch)
+                try:
+                    batch = await queue.load(item)
+                except Exception as exc:
+                    lost = getattr(getattr(item, "record", None), "meta", 0)
+                    self._failed.inc(lost)
+                    log.error(
+                        "A queued batch could not be read back. Dropping it.",
+                        extra={"exporter": self.id, "error": str(exc), "dropped_items": lost},
+                    )
+                    remove = True
+                    continue
+                remove = await self._send(batch) != _KEPT
             except Exception:  # _send logs and counts; a worker never dies
-                pass
+                log.exception("exporting failed unexpectedly", extra={"exporter": self.id})
             finally:
+                queue.done(item, remove)
                 self._in_flight -= 1
-                if not self._items and not self._in_flight:
-                    self._idle.set()
+                self._update_gauges()
 
-    async def _send(self, batch: Batch) -> None:
+    async def _send(self, batch: Batch) -> str:
         items = batch.item_count()
         started = time.perf_counter()
         outcome = "success"
@@ -215,8 +710,11 @@ class QueuedExporter:
                 self.clock,
                 stop=self._stop,
                 on_retry=self._log_retry,
+                breaker=self.breaker,
+                bulkhead=self.bulkhead,
             )
             self._sent.inc(items)
+            return _SENT
         except PermanentError as exc:
             outcome = "permanent_error"
             self._failed.inc(items)
@@ -226,6 +724,19 @@ class QueuedExporter:
             )
             if not self._enabled:
                 raise
+            return _DROPPED
+        except Interrupted as exc:
+            outcome = "interrupted"
+            if self._persistent:
+                return _KEPT
+            self._failed.inc(items)
+            log.error(
+                "Exporting failed. Rejecting data.",
+                extra={"exporter": self.id, "error": str(exc), "dropped_items": items},
+            )
+            if not self._enabled:
+                raise
+            return _DROPPED
         except RetryableError as exc:
             outcome = "retries_exhausted"
             self._failed.inc(items)
@@ -235,6 +746,7 @@ class QueuedExporter:
             )
             if not self._enabled:
                 raise
+            return _DROPPED
         finally:
             self.telemetry.export_latency.labels(self.id, self.signal, outcome).observe(
                 time.perf_counter() - started
@@ -245,19 +757,3 @@ class QueuedExporter:
             "Exporting failed. Will retry the request after interval.",
             extra={"exporter": self.id, "error": str(error), "interval": f"{delay:.3f}s"},
         )
-
-    async def shutdown(self) -> None:
-        """Drain what is queued into the exporter, then stop the workers.
-
-        As in the Collector, a failing export is not retried once shutdown has begun: it is
-        dropped, counted and logged (a persistent queue keeps such data for the next start).
-        """
-        self._stopping = True
-        self._stop.set()
-        await self._idle.wait()
-        self._not_empty.set()
-        for task in self._workers:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass

@@ -16,6 +16,7 @@ COMPONENT_MODULES = (
     "exporters.debug",
     "exporters.nop",
     "extensions.health_check",
+    "extensions.file_storage",
 )
 
 

@@ -150,7 +150,8 @@ class Service:
             log.info("Starting exporter", extra={"component": str(cid)})
             await exporter.start(self)
         for queue in self.queues.values():
-            await queue.start()
+            # persistent queues recover here, before any receiver accepts new data
+            await queue.start(self)
         for pipeline in self.pipelines:
             for processor in pipeline.processors:
                 await processor.start(self)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
@@ -397,14 +400,21 @@ def test_empty_requests() -> None:
             assert batch.tables[name].schema == schema
 
 
-def test_service_name_first_string_wins() -> None:
+def test_service_name_first_occurrence_wins() -> None:
+    """As the Collector's exporters read it: Map.Get (first match), then Str()."""
     from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-    resource = Resource(
-        attributes=[kv("service.name", 5), kv("service.name", "a"), kv("service.name", "b")]
-    )
+    def names(*values: Any) -> list[str]:
+        resource = Resource(attributes=[kv("service.name", v) for v in values])
+        request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(resource=resource)])
+        return decode_traces(request).resources.column("service_name").to_pylist()
+
+    assert names("a", "b") == ["a"]
+    assert names(5, "a") == [""]  # not a string
+    value_first = KeyValue.FromString(b"\x12\x03\x0a\x01x" + b"\x0a\x0cservice.name")
+    resource = Resource(attributes=[value_first])
     request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(resource=resource)])
-    assert decode_traces(request).resources.column("service_name").to_pylist() == ["a"]
+    assert decode_traces(request).resources.column("service_name").to_pylist() == ["x"]
 
 
 def test_kv_without_value_and_empty_key(path: str) -> None:
@@ -414,3 +424,72 @@ def test_kv_without_value_and_empty_key(path: str) -> None:
         ("only", b.V_EMPTY, None),
         ("", b.V_STRING, "v"),
     ]
+
+
+@settings(max_examples=int(os.environ.get("AIRIS_HYPOTHESIS_EXAMPLES", "150")), deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=24),
+            # mutations of a valid KeyValue: truncated, extended, or with a flipped byte
+            st.builds(
+                lambda kv_bytes, cut, flip: (
+                    (kv_bytes[:cut] if cut else kv_bytes)
+                    + (bytes([flip]) if flip is not None else b"")
+                ),
+                st.sampled_from([kv(k, v).SerializeToString() for k, v in ALL_TYPES.items()]),
+                st.integers(0, 12),
+                st.none() | st.integers(0, 255),
+            ),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_garbage_attributes_never_crash(chunks: list[bytes]) -> None:
+    """Arbitrary KeyValue bytes either decode or raise InvalidRequestError, on both paths,
+    and both paths agree on what they accept."""
+    span = b"".join(b"\x4a" + bytes([len(c)]) + c for c in chunks)
+    body = _traces_body(span) if len(span) < 120 else None
+    if body is None:
+        return
+    results = []
+    for threshold in (10**9, 0):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(otlp.anyvalue, "SMALL", threshold)
+            try:
+                rows = decode_protobuf("traces", body).tables["spans"].column("attributes")
+                results.append(rows.to_pylist())
+            except InvalidRequestError:
+                results.append("refused")
+    assert results[0] == results[1]
+
+
+@settings(max_examples=int(os.environ.get("AIRIS_HYPOTHESIS_EXAMPLES", "150")), deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=24),
+        st.builds(
+            lambda value, cut, flip: (
+                (value[:cut] if cut else value) + (bytes([flip]) if flip is not None else b"")
+            ),
+            st.sampled_from([av(v).SerializeToString() for v in ALL_TYPES.values()]),
+            st.integers(0, 12),
+            st.none() | st.integers(0, 255),
+        ),
+    )
+)
+def test_garbage_log_bodies_never_crash(body: bytes) -> None:
+    record = b"\x2a" + bytes([len(body)]) + body if len(body) < 100 else b""
+    scope = b"\x12" + bytes([len(record)]) + record
+    resource = b"\x12" + bytes([len(scope)]) + scope
+    request = b"\x0a" + bytes([len(resource)]) + resource
+    results = []
+    for threshold in (10**9, 0):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(otlp.anyvalue, "SMALL", threshold)
+            try:
+                results.append(decode_protobuf("logs", request).tables["logs"].to_pylist())
+            except InvalidRequestError:
+                results.append("refused")
+    assert results[0] == results[1]

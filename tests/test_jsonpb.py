@@ -168,6 +168,13 @@ def test_logs_and_metrics_ids() -> None:
         traces_json({"traceId": "abc"}),  # odd length
         traces_json({"traceId": "00" * 15}),  # wrong size
         traces_json({"spanId": "zz" * 8}),
+        traces_json({"spanId": "0102 0304 0506 0708"}),  # whitespace inside hex
+        traces_json({"name": {"not": "a string"}}),
+        traces_json({"startTimeUnixNano": -1}),  # out of range for fixed64
+        traces_json({"droppedAttributesCount": True}),
+        traces_json({"attributes": {"key": "k"}}),  # object where an array belongs
+        traces_json({"attributes": [{"key": "k", "value": {"intValue": "1.5"}}]}),
+        traces_json({"attributes": [{"key": "k", "value": {"bytesValue": "!!"}}]}),
         traces_json({"startTimeUnixNano": "soon"}),
         b"\xff\xfe",
     ],

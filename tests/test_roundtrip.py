@@ -4,6 +4,8 @@ the OTLP/JSON path (the OTel SDK's JSON of the same request) decodes to the same
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -22,14 +24,27 @@ SETTINGS = settings(
 )
 
 
+@contextmanager
+def _small(threshold: int) -> Iterator[None]:
+    """Force the per-value (huge threshold) or the vectorised (0) attribute codec."""
+    saved = otlp.anyvalue.SMALL
+    otlp.anyvalue.SMALL = threshold
+    try:
+        yield
+    finally:
+        otlp.anyvalue.SMALL = saved
+
+
 def _check_roundtrip(signal: str, request: Any) -> None:
     body = request.SerializeToString()
-    batch = decode_protobuf(signal, body)
-    again = encode(batch)
-    # canonical requests come back byte for byte (and so as equal messages)
-    assert again == request
-    assert encode_protobuf(batch) == body
-    assert_batches_equal(decode_protobuf(signal, encode_protobuf(batch)), batch)
+    for threshold in (10**9, 0):
+        with _small(threshold):
+            batch = decode_protobuf(signal, body)
+            again = encode(batch)
+            # canonical requests come back byte for byte (and so as equal messages)
+            assert again == request
+            assert encode_protobuf(batch) == body
+            assert_batches_equal(decode_protobuf(signal, encode_protobuf(batch)), batch)
 
 
 def _check_paths_agree(signal: str, request: Any, monkeypatch: pytest.MonkeyPatch) -> None:
