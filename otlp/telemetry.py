@@ -99,7 +99,7 @@ class Telemetry:
         self.process_uptime = Counter(
             "otelcol_process_uptime", "Uptime of the process in seconds", registry=r
         )
-        self.process_cpu = Gauge(
+        self.process_cpu = Counter(
             "otelcol_process_cpu_seconds", "Total CPU user and system time in seconds", registry=r
         )
         self.started = time.monotonic()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import resource
 import socket
 import time
@@ -18,7 +19,7 @@ from collections.abc import Awaitable, Callable, Generator, MutableMapping
 from typing import Any
 
 import uvicorn
-from prometheus_client import Counter, make_asgi_app
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 
 from otlp.telemetry import Telemetry
 
@@ -151,10 +152,25 @@ def refresh_process_metrics(telemetry: Telemetry) -> None:
 # --- the /metrics endpoint -------------------------------------------------------------------
 
 
+_COUNTER_TOTAL = re.compile(rb"^(# (?:HELP|TYPE) )?([a-zA-Z_:][a-zA-Z0-9_:]*)_total\b", re.M)
+
+
+def render_text(registry: CollectorRegistry) -> bytes:
+    """Prometheus text format with the Collector's names: the Collector (OTel Go's Prometheus
+    exporter) exposes counters without the `_total` suffix that prometheus_client adds, so
+    dashboards built on `otelcol_receiver_accepted_spans` work unchanged."""
+    counters = {m.name.encode() for m in registry.collect() if m.type == "counter"}
+
+    def strip(match: re.Match[bytes]) -> bytes:
+        if match.group(2) in counters:
+            return (match.group(1) or b"") + match.group(2)
+        return match.group(0)
+
+    return _COUNTER_TOTAL.sub(strip, generate_latest(registry))
+
+
 def metrics_app(telemetry: Telemetry) -> ASGIApp:
-    """GET /metrics in the Prometheus text format (OpenMetrics and gzip when the scraper asks,
-    `name[]` filters as prometheus_client supports); other paths are 404 as in the Collector."""
-    exposition = make_asgi_app(telemetry.registry)
+    """GET /metrics in the Prometheus text format; other paths are 404 as in the Collector."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -170,7 +186,15 @@ def metrics_app(telemetry: Telemetry) -> ASGIApp:
             await send({"type": "http.response.body", "body": b"404 page not found\n"})
             return
         refresh_process_metrics(telemetry)
-        await exposition(scope, receive, send)
+        body = render_text(telemetry.registry)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
     return app
 

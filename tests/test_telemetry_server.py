@@ -8,19 +8,18 @@ import socket
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from otlp.telemetry import Telemetry
 from otlp.telemetry_server import refresh_process_metrics, serve_metrics
 
 
 def samples(text: str) -> dict[str, float]:
-    """name{labels} → value, labels sorted, for exact lookups."""
+    """`name{labels}` → value, exactly as exposed (label order as written)."""
     found = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
-            found[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            found[name] = float(value)
     return found
 
 
@@ -36,24 +35,17 @@ async def test_scrape_shows_component_and_process_metrics() -> None:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
             got = samples(response.text)
-            assert (
-                got['otelcol_receiver_accepted_spans_total{receiver="otlp",transport="grpc"}'] == 5
-            )
+            assert got['otelcol_receiver_accepted_spans{receiver="otlp",transport="grpc"}'] == 5
             assert got["otelcol_process_memory_rss"] > 1_000_000
-            assert got["otelcol_process_uptime_total"] > 0
-            cpu = got.get(
-                "otelcol_process_cpu_seconds_total", got.get("otelcol_process_cpu_seconds")
-            )
+            assert got["otelcol_process_uptime"] > 0
+            cpu = got.get("otelcol_process_cpu_seconds")
             assert cpu is not None and cpu > 0
 
             # values are read at scrape time, so a later scrape sees what happened since
             telemetry.receiver_accepted("otlp", "grpc", "traces", 2)
             again = samples((await client.get("/metrics")).text)
-            assert (
-                again['otelcol_receiver_accepted_spans_total{receiver="otlp",transport="grpc"}']
-                == 7
-            )
-            assert again["otelcol_process_uptime_total"] >= got["otelcol_process_uptime_total"]
+            assert again['otelcol_receiver_accepted_spans{receiver="otlp",transport="grpc"}'] == 7
+            assert again["otelcol_process_uptime"] >= got["otelcol_process_uptime"]
 
             missing = await client.get("/")
             assert (missing.status_code, missing.text) == (404, "404 page not found\n")
@@ -64,22 +56,21 @@ async def test_scrape_shows_component_and_process_metrics() -> None:
             await client.get(f"http://127.0.0.1:{server.port}/metrics")
 
 
-async def test_negotiates_openmetrics_and_gzip() -> None:
-    server = await serve_metrics(Telemetry(), "127.0.0.1", 0)
+async def test_names_match_the_collector_exactly() -> None:
+    """The Collector exposes counters without `_total`; so do we, in the text format."""
+    telemetry = Telemetry()
+    telemetry.receiver_accepted("otlp", "grpc", "traces", 3)
+    server = await serve_metrics(telemetry, "127.0.0.1", 0)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
-            response = await client.get(
-                "/metrics",
-                headers={"Accept": "application/openmetrics-text", "Accept-Encoding": "gzip"},
-            )
-            assert response.headers["content-type"].startswith("application/openmetrics-text")
-            assert response.headers["content-encoding"] == "gzip"
-            assert response.text.rstrip().endswith("# EOF")  # httpx decoded the gzip body
-            plain = await client.get("/metrics", headers={"Accept-Encoding": "identity"})
-            assert "content-encoding" not in plain.headers
-            assert plain.text.startswith("# HELP")
+            text = (await client.get("/metrics")).text
     finally:
         await server.stop()
+    lines = text.splitlines()
+    assert "# TYPE otelcol_receiver_accepted_spans counter" in lines
+    assert 'otelcol_receiver_accepted_spans{receiver="otlp",transport="grpc"} 3.0' in lines
+    assert "# TYPE otelcol_process_uptime counter" in lines
+    assert not [line for line in lines if "_total" in line.split(" ")[0]]
 
 
 async def test_bind_failure_raises() -> None:
