@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a config and exit")
     validate.add_argument("--config", action="append", default=[], metavar="FILE")
     sub.add_parser("components", help="list the available components")
+    from otlp import query_cli
+
+    query_cli.add_arguments(sub.add_parser("query", help="query the stored data (SQL)"))
     return parser
 
 
@@ -47,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "components":
         return _components()
+    if args.command == "query":
+        from otlp import query_cli
+
+        return query_cli.run(args)
     if not args.config:
         print("airis: at least one --config FILE is required", file=sys.stderr)
         return 2

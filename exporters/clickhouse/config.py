@@ -118,6 +118,70 @@ class TLSClientSettings(ComponentConfig):
         return self
 
 
+class QueryUser(ComponentConfig):
+    """A user of the query endpoint, as in ClickHouse's users.xml: the password is stored as
+    its SHA-256 (`echo -n secret | sha256sum`); empty means no password."""
+
+    password_sha256_hex: str = ""
+    # ClickHouse's `readonly`: 1 reads only (the default), 2 reads and may change settings in
+    # the query text (which also allows table functions such as file() and url()), 0 anything
+    readonly: Literal[0, 1, 2] = 1
+
+    @field_validator("password_sha256_hex")
+    @classmethod
+    def _hex(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value and not re.fullmatch(r"[0-9a-f]{64}", value):
+            raise ValueError("password_sha256_hex must be 64 hex digits (sha256 of the password)")
+        return value
+
+
+class QueryEndpoint(ComponentConfig):
+    """AIRIS addition: serve the embedded store over ClickHouse's HTTP interface."""
+
+    # host:port; empty disables the endpoint
+    endpoint: str = ""
+    # no users configured: one `default` user without a password, as a fresh ClickHouse server
+    users: dict[str, QueryUser] = Field(default_factory=dict)
+    # the database of unqualified table names; unset: the exporter's database
+    database: str | None = None
+    # 0 means unlimited, as in ClickHouse; a number is seconds (ClickHouse's unit), a string
+    # a duration ("30s", "2m")
+    max_execution_time: float = 60.0
+    max_result_rows: int = Field(0, ge=0)
+    max_result_bytes: int = Field(0, ge=0)
+    max_concurrent_queries: int = Field(8, ge=1)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            _host, sep, port = value.rpartition(":")
+            if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+                raise ValueError(f"endpoint {value!r} must be host:port")
+        return value
+
+    @field_validator("max_execution_time", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("max_execution_time")
+    @classmethod
+    def _non_negative_time(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError("max_execution_time must not be negative")
+        return value
+
+    def address(self) -> tuple[str, int]:
+        host, _, port = self.endpoint.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    def accounts(self) -> dict[str, QueryUser]:
+        return self.users or {"default": QueryUser()}
+
+
 class MetricsRollup(ComponentConfig):
     """AIRIS addition: per-minute count/sum/min/max of gauge and sum points."""
 
@@ -242,6 +306,8 @@ class ClickHouseConfig(ExporterConfig):
     json_columns: bool = Field(False, alias="json")
     metrics_tables: MetricsTables = Field(default_factory=MetricsTables)
     metrics_rollup: MetricsRollup = Field(default_factory=MetricsRollup)
+    # AIRIS addition: ClickHouse's HTTP interface over the embedded (chdb://) store
+    query_endpoint: QueryEndpoint = Field(default_factory=QueryEndpoint)
 
     _endpoint: Endpoint = PrivateAttr()
 
@@ -280,6 +346,11 @@ class ClickHouseConfig(ExporterConfig):
     @model_validator(mode="after")
     def _derive(self) -> ClickHouseConfig:
         self._endpoint = parse_endpoint(self.endpoint)
+        if self.query_endpoint.endpoint and self._endpoint.kind != "chdb":
+            raise ValueError(
+                "query_endpoint serves the embedded store only (a chdb:// endpoint); "
+                "a ClickHouse server answers queries itself"
+            )
         for key in ("dial_timeout", "read_timeout"):
             if key in self.params():
                 try:

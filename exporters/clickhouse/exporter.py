@@ -21,6 +21,7 @@ from exporters.clickhouse.client import (
 )
 from exporters.clickhouse.config import ClickHouseConfig
 from exporters.clickhouse.convert import logs_table, metric_tables, traces_table
+from exporters.clickhouse.query_endpoint import QueryServer, serve_queries
 from exporters.clickhouse.schema import Schema, ident
 from otlp.batch import LOGS_SIGNAL, METRICS_SIGNAL, SIGNALS, TRACES, Batch
 from otlp.component import CreateSettings, Exporter, Host
@@ -42,6 +43,7 @@ class ClickHouseExporter(Exporter):
         self.conn: Connection | None = None
         self.logs_event_name = True
         self._progress: OrderedDict[int, tuple[Batch, set[str]]] = OrderedDict()
+        self.query_server: QueryServer | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
     async def start(self, host: Host) -> None:
@@ -61,6 +63,17 @@ class ClickHouseExporter(Exporter):
                     ) from exc
         if LOGS_SIGNAL in self.signals:
             await self._detect_logs_columns()
+        if self.config.query_endpoint.endpoint:
+            # after the schema exists, so the first query already sees the tables
+            try:
+                self.query_server = await serve_queries(
+                    self.config.query_endpoint, self.config.target.path, self.database
+                )
+            except OSError as exc:
+                raise RuntimeError(
+                    f"exporter {self.id}: query_endpoint "
+                    f"{self.config.query_endpoint.endpoint}: {exc}"
+                ) from exc
 
     async def _detect_logs_columns(self) -> None:
         """As the Collector does: insert EventName only when the logs table has it."""
@@ -74,6 +87,9 @@ class ClickHouseExporter(Exporter):
             self.logs_event_name = False
 
     async def shutdown(self) -> None:
+        server, self.query_server = self.query_server, None
+        if server is not None:
+            await server.stop()
         conn, self.conn = self.conn, None
         if conn is not None:
             await close_connection(conn)
