@@ -19,6 +19,12 @@ COMPONENT_MODULES = (
     "exporters.clickhouse",
     "exporters.debug",
     "exporters.nop",
+    "exporters.otlp",
+    "exporters.otlp.alias",
+    "exporters.otlphttp",
+    "exporters.otlphttp.alias",
+    "exporters.loadbalancing",
+    "exporters.loadbalancing.alias",
     "extensions.health_check",
     "extensions.file_storage",
 )
