@@ -119,7 +119,12 @@ async def _serve(cfg: config_module.Config, link: workers.WorkerLink | None = No
         address = ("127.0.0.1", 0) if address else None
 
     telemetry = Telemetry()
-    service = Service(cfg, telemetry)
+    try:
+        service = Service(cfg, telemetry)
+    except ConfigError as exc:
+        # settings only a component can check when it is built (still before any port is bound)
+        print(f"airis: invalid configuration:\n{exc}", file=sys.stderr)
+        return 1
     if link is not None:
         for receiver in service.receivers.values():
             if hasattr(receiver, "reuse_port"):

@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from tests.harness import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_SCRIPT = ROOT / "tests" / "peers" / "otelcol.sh"
 VERSION = "0.165.0"
@@ -41,12 +43,6 @@ def otelcol_binary() -> Path:
             raise RuntimeError(f"building the OTel Collector failed:\n{result.stderr[-4000:]}")
         binary = Path(result.stdout.strip().splitlines()[-1])
     return binary
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def otelcol_config(
