@@ -1,12 +1,14 @@
 """KeyValue / AnyValue wire bytes <-> Arrow ``ATTRIBUTE`` / ``VALUE`` columns.
 
-Decoding: the shadow messages (``otlp.shadow``) give every KeyValue of a request as raw bytes.
-``keyvalues_to_arrow`` parses all of them in one vectorised numpy pass over the concatenated
-bytes. It recognises the canonical encodings every OTLP exporter produces (key, then value;
-the value a single string / bool / int / double / bytes / array / kvlist field); anything else
-(unknown fields, repeated fields, the profiles-only ``*_strindex`` fields) takes the per-value
-upb path, which has the full protobuf semantics and raises on malformed input. Small inputs take
-the upb path outright because numpy's fixed cost per call outweighs it there.
+Decoding here serves the Python decoder (the reference for the compiled ``otlp._wire``, which
+renders nested values the same way: ``as_string`` and ``go_float`` are the specification its
+tests compare against). The shadow messages (``otlp.shadow``) give every KeyValue of a request
+as raw bytes. ``keyvalues_to_arrow`` parses all of them in one vectorised numpy pass over the
+concatenated bytes. It recognises the canonical encodings every OTLP exporter produces (key,
+then value; the value a single string / bool / int / double / bytes / array / kvlist field);
+anything else (unknown fields, repeated fields, the profiles-only ``*_strindex`` fields) takes
+the per-value upb path, which has the full protobuf semantics and raises on malformed input.
+Small inputs take the upb path outright because numpy's fixed cost per call outweighs it there.
 
 Strings never go through Python objects on the fast path: the concatenated bytes are cut into
 segments (header, key, header, payload per KeyValue), and keys and values are gathered from

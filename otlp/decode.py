@@ -1,17 +1,27 @@
 """OTLP requests (protobuf or JSON) -> columnar ``Batch``.
 
-One pass over the request, column by column: each column is a list comprehension over the
-flat list of records, turned into an Arrow array; resources and scopes become their own rows,
-referenced by index. Attribute lists are not read through upb objects: the request is parsed
-with the shadow messages of ``otlp.shadow`` (attributes as raw bytes) and every KeyValue of
-the request is parsed in one vectorised pass by ``otlp.anyvalue`` (see there for why).
+Protobuf requests are decoded by the compiled wire decoder ``otlp._wire`` (built by the
+package's install from ``otlp/_wire.c``): it reads the request bytes once and writes the Arrow
+buffers of every column directly, so no attribute is touched from Python. It returns None for
+anything it does not take on (every malformed request, and rare valid encodings whose meaning is
+upb's: a oneof set twice, groups, deep or non-canonical nested values, ...); those requests take
+the Python decoder below, which is the reference both are tested against and the one that words
+the errors.
+
+The Python decoder makes one pass over the request, column by column: each column is a list
+comprehension over the flat list of records, turned into an Arrow array; resources and scopes
+become their own rows, referenced by index. Attribute lists are not read through upb objects:
+the request is parsed with the shadow messages of ``otlp.shadow`` (attributes as raw bytes) and
+every KeyValue of the request is parsed in one vectorised pass by ``otlp.anyvalue`` (see there
+for why).
 
 Receivers should call ``decode_protobuf`` on the raw request body; ``decode_traces`` & co.
-take an already parsed message and re-serialize it first (the price of the shadow parse).
+take an already parsed message and re-serialize it first (the price of working on bytes).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from itertools import chain
 from operator import attrgetter
@@ -43,6 +53,7 @@ from otlp.batch import (
     N_INT,
     N_NONE,
     NUMBER_POINTS,
+    RECORD_TABLES,
     RESOURCES,
     SCOPES,
     SPANS,
@@ -53,16 +64,47 @@ from otlp.batch import (
 from otlp.errors import InvalidRequestError
 from otlp.jsonpb import parse_request
 
+try:
+    from otlp import _wire
+except ImportError as exc:  # a source tree never built with `pip install -e .`
+    _wire = None
+    logging.getLogger("airis.decode").warning(
+        "otlp._wire is not built (%s): OTLP requests decode with the Python decoder, ~10x slower",
+        exc,
+    )
+
 _TRACE_ID_BYTES: Final = 16
 _SPAN_ID_BYTES: Final = 8
+
+# Whether decode_protobuf tries the compiled decoder first (set False to measure or debug the
+# Python decoder alone).
+COMPILED: bool = _wire is not None
+
+_WIRE: Final[dict[str, Callable[[bytes], tuple[Any, ...] | None]]] = (
+    {
+        TRACES: _wire.decode_traces,
+        LOGS_SIGNAL: _wire.decode_logs,
+        METRICS_SIGNAL: _wire.decode_metrics,
+    }
+    if _wire is not None
+    else {}
+)
 
 
 def decode_protobuf(signal: str, body: bytes) -> Batch:
     """Decode an Export{Trace,Metrics,Logs}ServiceRequest from its protobuf bytes."""
-    try:
-        cls = shadow.REQUEST[signal]
-    except KeyError:
-        raise ValueError(f"unknown signal {signal!r}") from None
+    if signal not in shadow.REQUEST:
+        raise ValueError(f"unknown signal {signal!r}")
+    if COMPILED:
+        arrays = _WIRE[signal](body)
+        if arrays is not None:
+            return _from_wire(signal, arrays)
+    return decode_protobuf_python(signal, body)
+
+
+def decode_protobuf_python(signal: str, body: bytes) -> Batch:
+    """The Python decoder: the reference for the compiled one, and its fallback."""
+    cls = shadow.REQUEST[signal]
     try:
         message = cls.FromString(body)
     except DecodeError as exc:
@@ -89,6 +131,32 @@ def decode_metrics(req: Message) -> Batch:
 
 def decode_logs(req: Message) -> Batch:
     return decode_protobuf(LOGS_SIGNAL, req.SerializeToString())
+
+
+def _from_wire(signal: str, arrays: tuple[Any, ...]) -> Batch:
+    """The compiled decoder's tables (Arrow C data interface structs in capsules) -> Batch.
+
+    ``_import_from_c`` takes the schema as an object, so no schema is exported and re-parsed per
+    request; the arrays' layout follows these schemas (checked by tests/test_wire_decoder.py).
+    Tables without rows come as None and are shared empty tables (Arrow data is immutable).
+    """
+    address = _wire.address  # type: ignore[union-attr]
+    tables = [
+        empty
+        if array is None
+        else pa.Table.from_batches([pa.RecordBatch._import_from_c(address(array), schema)])
+        for (schema, empty), array in zip(_WIRE_TABLES[signal], arrays, strict=True)
+    ]
+    return Batch(
+        signal, tables[0], tables[1], dict(zip(RECORD_TABLES[signal], tables[2:], strict=True))
+    )
+
+
+# per signal, the schema and an empty table of each table _wire returns, in its order
+_WIRE_TABLES: Final = {
+    signal: [(schema, schema.empty_table()) for schema in [RESOURCES, SCOPES, *tables.values()]]
+    for signal, tables in RECORD_TABLES.items()
+}
 
 
 # ---------------------------------------------------------------------------------------------

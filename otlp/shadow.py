@@ -1,4 +1,7 @@
-"""Wire-compatible "shadow" variants of the OTLP request messages, used by the decoder.
+"""Wire-compatible "shadow" variants of the OTLP request messages, used by the Python decoder.
+
+(Requests normally take the compiled decoder ``otlp._wire``; the Python decoder is its reference
+and handles what it defers. The encoder builds its requests with these classes too.)
 
 Touching each attribute through upb's Python objects costs about a microsecond per key-value
 (a wrapper object for the KeyValue, another for the AnyValue, then the field reads). The
