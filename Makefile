@@ -7,7 +7,7 @@ CONFIG ?= config/collector.yaml
 .PHONY: run test bench lint peers clean
 
 # Reinstall when the project's dependencies change.
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py otlp/_wire.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
@@ -26,6 +26,8 @@ test: $(VENV)/.installed peers
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
+# Side by side with the OTel Collector; one markdown table, also in benchmarks/results/.
+# BENCH_ARGS: --quick, --scenarios a,c, --profile (py-spy), --workers N; see --help.
 bench: $(VENV)/.installed peers
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
