@@ -25,12 +25,15 @@ failures no export is tried for a while; batches wait in the queue.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
+import threading
 import time
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -214,16 +217,83 @@ class CircuitBreaker:
 
 
 # --- bulkhead --------------------------------------------------------------------------------
+# the exporter on whose behalf the current task runs (set for the task of each export)
+_EXPORTING: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "airis_exporting", default=None
+)
+
+
+class PartitionedExecutor(ThreadPoolExecutor):
+    """The event loop's default executor, installed by the first QueuedExporter to start.
+
+    Blocking calls an export makes through it (`asyncio.to_thread`, `run_in_executor(None,
+    ...)`) run on a pool of that exporter's own, one thread per consumer of its queues;
+    everything else runs on the shared pool as before. Cancelling an export cannot stop a
+    thread stuck in a call, so without this a hung backend would take a fresh thread from the
+    shared pool on every retry until none is left for anyone; with it, it can only use up
+    its own threads (further calls queue behind them).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(thread_name_prefix="asyncio")
+        self._partitions: dict[str, ThreadPoolExecutor] = {}
+        self._sizes: dict[str, int] = {}
+        self._partition_lock = threading.Lock()
+
+    def reserve(self, key: str, threads: int) -> None:
+        with self._partition_lock:
+            self._sizes[key] = self._sizes.get(key, 0) + threads
+            pool = self._partitions.get(key)
+            if pool is not None:
+                pool._max_workers = self._sizes[key]  # grows on the next submit
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        key = _EXPORTING.get()
+        if key is None or key not in self._sizes:
+            return super().submit(fn, *args, **kwargs)
+        with self._partition_lock:
+            pool = self._partitions.get(key)
+            if pool is None:
+                pool = self._partitions[key] = ThreadPoolExecutor(
+                    self._sizes[key], thread_name_prefix=f"export-{key}"
+                )
+        return pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        for pool in self._partitions.values():
+            # a call a hung backend never returns from must not hold up the exit
+            pool.shutdown(wait=False, cancel_futures=True)
+        super().shutdown(wait, cancel_futures=cancel_futures)
+
+
+_EXECUTORS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PartitionedExecutor] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def partitioned_executor() -> PartitionedExecutor:
+    """The running loop's PartitionedExecutor, installed as its default executor if needed."""
+    loop = asyncio.get_running_loop()
+    executor = _EXECUTORS.get(loop)
+    if executor is None:
+        executor = _EXECUTORS[loop] = PartitionedExecutor()
+        loop.set_default_executor(executor)
+    return executor
+
+
 class Bulkhead:
     """At most `limit` exports in flight. A timed-out export is cancelled and keeps its slot
-    until it has really stopped: a hung backend cannot make us start more."""
+    until it has really stopped: a hung backend cannot make us start more. Each export runs
+    as its own task marked with `key`, so the blocking calls it makes land on the exporter's
+    own threads (PartitionedExecutor)."""
 
-    def __init__(self, limit: int, gauge: Gauge | None = None) -> None:
+    def __init__(self, limit: int, gauge: Gauge | None = None, key: str | None = None) -> None:
         self.limit = limit
+        self.key = key
         self.in_flight = 0
         self._sem = asyncio.Semaphore(limit)
         self._gauge = gauge
-        self._tasks: set[asyncio.Future[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def _acquire(self, stop: asyncio.Event | None) -> None:
         if stop is None or not self._sem.locked():
@@ -237,7 +307,7 @@ class Bulkhead:
                 acquire.cancel()
             raise Interrupted("every export slot is held by a hung export; shutting down")
 
-    def _finished(self, task: asyncio.Future[None]) -> None:
+    def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self.in_flight -= 1
         if self._gauge is not None:
@@ -256,7 +326,10 @@ class Bulkhead:
         self.in_flight += 1
         if self._gauge is not None:
             self._gauge.set(self.in_flight)
-        task = asyncio.ensure_future(send())
+        context = contextvars.copy_context()
+        if self.key is not None:
+            context.run(_EXPORTING.set, self.key)
+        task = asyncio.get_running_loop().create_task(send(), context=context)  # type: ignore[arg-type]
         self._tasks.add(task)
         task.add_done_callback(self._finished)
         try:
@@ -535,9 +608,8 @@ class QueuedExporter:
             else None
         )
         self.bulkhead = Bulkhead(
-            settings.num_consumers, self._metrics.in_flight.labels(exporter_id, signal)
+            settings.num_consumers, self._metrics.in_flight.labels(exporter_id, signal), exporter_id
         )
-        self._in_flight = 0
         self._workers: list[asyncio.Task[None]] = []
         self._stopping = False
         self._stop = asyncio.Event()
@@ -555,6 +627,7 @@ class QueuedExporter:
     async def start(self, host: Host | None = None) -> None:
         """Open the queue (a persistent one recovers what a previous run left, which the
         workers then deliver before anything new) and start the workers."""
+        partitioned_executor().reserve(self.id, self.config.sending_queue.num_consumers)
         if not self._enabled:
             return
         if self._persistent:
@@ -676,7 +749,6 @@ class QueuedExporter:
             self._update_gauges()
             if item is None:
                 return
-            self._in_flight += 1
             remove = False
             try:
                 try:
@@ -695,7 +767,6 @@ class QueuedExporter:
                 log.exception("exporting failed unexpectedly", extra={"exporter": self.id})
             finally:
                 queue.done(item, remove)
-                self._in_flight -= 1
                 self._update_gauges()
 
     async def _send(self, batch: Batch) -> str:

@@ -34,12 +34,18 @@ class CodecError(ValueError):
     """A record that is not a batch this version can read."""
 
 
+def _table(batch: Batch, name: str, schema: pa.Schema) -> pa.Table:
+    table = batch.tables.get(name)
+    return schema.empty_table() if table is None else table
+
+
 def _tables(batch: Batch) -> list[tuple[pa.Schema, pa.Table]]:
     expected = RECORD_TABLES[batch.signal]
     return [
         (RESOURCES, batch.resources),
         (SCOPES, batch.scopes),
-        *((schema, batch.tables[name]) for name, schema in expected.items()),
+        # a batch may leave out a record table it has no rows for
+        *((schema, _table(batch, name, schema)) for name, schema in expected.items()),
     ]
 
 

@@ -132,7 +132,7 @@ async def test_retry_loop_waits_for_the_breaker_not_hammering() -> None:
     assert backend.received == [1] and backend.calls == 21
     # two backoff sleeps, then the open interval before each of the 18 probes
     assert len(clock.sleeps) == 20 and all(s <= 2 * 1.5 for s in clock.sleeps[:2])
-    assert clock.sleeps[2:] == [60.0] * 18
+    assert clock.sleeps[2:] == pytest.approx([60.0] * 18)
     assert cb.state == CLOSED
 
 
@@ -169,7 +169,7 @@ async def test_queued_exporter_holds_batches_while_open(caplog: pytest.LogCaptur
     assert backend.received == [2, 2, 2]
     # fail, backoff, fail (opens), 45s open, probe fails (reopens), 45s, probe succeeds
     assert backend.calls == 6
-    assert clock.sleeps[-2:] == [45.0, 45.0]
+    assert clock.sleeps[-2:] == pytest.approx([45.0, 45.0])
     state = "airis_exporter_circuit_breaker_state"
     assert telemetry.value(state, exporter="ch") == 0
     transitions = "airis_exporter_circuit_breaker_transitions_total"

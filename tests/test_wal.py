@@ -197,8 +197,33 @@ async def test_segments_are_reclaimed_one_by_one(tmp_path: Path) -> None:
     wal.ack(records[0])
     assert [p.name for p in segments(tmp_path / "q")] == [f"{13:020d}.wal"]
     await wal.close()
-    wal, report = reopen(tmp_path / "q", segment_size=seg)
+    wal, _ = reopen(tmp_path / "q", segment_size=seg)
     assert [r.seq for r in wal.pending_records()] == [13, 14, 15, 16]
+    wal.close_sync()
+
+
+async def test_reclaimed_segments_are_recycled_and_recover_cleanly(tmp_path: Path) -> None:
+    """Reclaimed segments become zeroed spares, and new segments reuse their files: the
+    stale bytes of their previous life are never read back, and are no damage either."""
+    seg = SEGMENT_HEADER.size + 4 * (RECORD_HEADER.size + 1000)
+    wal = WriteAheadLog(tmp_path / "q", WalOptions(segment_size=seg))
+    wal.open()
+    records = await fill(wal, 12, size=1000)
+    for r in records[:8]:
+        wal.ack(r)
+    spares = sorted((tmp_path / "q").glob("*.spare"))
+    assert len(spares) == 2
+    inodes = {p.stat().st_ino for p in spares}
+    await wal.append(payload(0, 10))  # lets the writer thread zero the spares first
+    more = [await wal.append(payload(100 + i, 1000)) for i in range(7)]
+    assert not list((tmp_path / "q").glob("*.spare"))
+    assert {p.stat().st_ino for p in segments(tmp_path / "q")} >= inodes
+    await wal.close()
+    wal, report = reopen(tmp_path / "q", segment_size=seg)
+    assert not report.damaged
+    pending = wal.pending_records()
+    assert [r.seq for r in pending] == [9, 10, 11, 12, 13, *(r.seq for r in more)]
+    assert [wal.read_sync(r) for r in pending[5:]] == [payload(100 + i, 1000) for i in range(7)]
     wal.close_sync()
 
 
@@ -219,7 +244,7 @@ async def test_size_cap_refuses_then_frees(tmp_path: Path) -> None:
     assert (await wal.append(payload(7, 1000))).seq == 7
     # a refused append wrote nothing: the log reopens with exactly the accepted records
     await wal.close()
-    wal, report = reopen(tmp_path / "q", segment_size=seg, max_bytes=cap)
+    wal, _ = reopen(tmp_path / "q", segment_size=seg, max_bytes=cap)
     assert [r.seq for r in wal.pending_records()] == [3, 4, 5, 6, 7]
     wal.close_sync()
 
@@ -266,7 +291,7 @@ async def test_acks_survive_compaction_and_torn_entries(
     await wal.close()
     with open(acks, "ab") as f:
         f.write(b"\x01\x02\x03")  # a torn entry at the end
-    wal, report = reopen(tmp_path / "q")
+    wal, _ = reopen(tmp_path / "q")
     assert [r.seq for r in wal.pending_records()] == [r.seq for r in records[1::2]]
     wal.close_sync()
 
