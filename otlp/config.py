@@ -238,6 +238,13 @@ def validate(raw: dict[str, Any]) -> Config:
                 raise ConfigError(format_validation_error(path, exc)) from None
 
     service = top.service
+    for cid, exporter_config in components[EXPORTER].items():
+        storage = getattr(getattr(exporter_config, "sending_queue", None), "storage", None)
+        if storage and ComponentID.parse(storage) not in components[EXTENSION]:
+            raise ConfigError(
+                f"exporters.{cid}.sending_queue.storage: references extension {storage!r} "
+                f"which is not configured"
+            )
     for i, ext in enumerate(service.extensions):
         if ComponentID.parse(ext) not in components[EXTENSION]:
             raise ConfigError(

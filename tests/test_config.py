@@ -87,6 +87,13 @@ def test_default_config_is_valid() -> None:
             "service.pipelines.traces.exporters: required key is missing",
         ),
         (
+            BASE.replace(
+                "  nop:\n", "  nop:\n  debug:\n    sending_queue: {storage: file_storage}\n"
+            ),
+            "exporters.debug.sending_queue.storage: references extension 'file_storage' "
+            "which is not configured",
+        ),
+        (
             BASE + "  extensions: [health_check]\n",
             "service.extensions[0]: references extension 'health_check' which is not configured",
         ),
