@@ -1,15 +1,20 @@
-"""The measurement of one variant: warm-up, saturation ramp, a fixed-rate window, drain.
+"""The measurement of one variant: warm-up, saturation ramp, a fixed-rate window.
 
-- Saturation: concurrency doubles (1, 2, 4, ...) in steps of equal length until the acknowledged
-  throughput has not grown by `growth` for `patience` steps (or requests fail, or the ramp's
-  time budget is spent); the best step's acknowledged items/s is the saturation figure and its
-  CPU per item the "at saturation" cost.
+- Every load step is billed until what it got acknowledged has been delivered (exporter sent,
+  batch processor output for the Collector's nop, or sink accepted): a queue may take in more
+  than the exporter gets out, and that backlog's work belongs to the step that caused it.
+- Saturation: concurrency doubles (1, 2, 4, ...) in steps of equal length until the
+  sustained throughput (items acknowledged / (load time + the time their delivery took
+  beyond a batch timeout)) has not grown by `growth` for `patience` steps (or requests
+  fail, or the ramp's time budget is spent); the best step gives the saturation figure and
+  the "saturated" CPU per item.
 - Window: a fixed offered rate R (the runner picks half of the lowest saturation among the
   scenario's collectors, so every collector gets the same load) → CPU per item, export-call
   latency percentiles.
-- CPU: utime + stime of the collector's whole process tree over each step (benchmarks.procstat).
-- Items: every request of every phase is counted; delivered items are read after the load
-  stopped (see benchmarks.targets); lost = acknowledged - delivered.
+- CPU: utime + stime of the collector's whole process tree (benchmarks.procstat) from the
+  start of a step until its items were delivered, divided by the items acknowledged in it.
+- Items: every request of every phase is counted; what was stored is read at the end (see
+  benchmarks.targets); lost = acknowledged - stored.
 """
 
 from __future__ import annotations
@@ -25,9 +30,12 @@ from benchmarks.loadgen import LoadConfig, run
 from benchmarks.payloads import Template
 from benchmarks.procstat import TreeMeter, peak_rss_by_pid
 from benchmarks.scenarios import Variant
-from benchmarks.targets import metric_sum, scrape
+from benchmarks.targets import UNIT, metric_sum, scrape
 
 MIB = 1024 * 1024
+# the batch processor's default timeout plus a poll: the last batch of a step may wait this
+# long before it is delivered, which is latency, not a lack of throughput
+BATCH_WAIT_S = 0.25
 
 
 @dataclass
@@ -42,10 +50,14 @@ class Settings:
     # smoke runs: a fixed number of requests per step instead of a duration
     step_requests: int | None = None
     batch: int = 512
-    # gRPC connections per run: several, so workers sharing a port all get some
-    connections: int = 8
+    # gRPC connections per run; None: one per request in flight, as HTTP does (many clients
+    # with one connection each, as a gateway sees them). Fewer connections than requests in
+    # flight cap the throughput of grpcio's client and of a server with several workers
+    # (SO_REUSEPORT spreads connections, not requests).
+    connections: int | None = None
     floor_s: float = 1.0
-    drain_timeout_s: float = 20.0
+    # how long a step may wait for its backlog to be delivered
+    drain_timeout_s: float = 60.0
 
 
 QUICK = Settings(
@@ -70,6 +82,8 @@ class Meter:
         self.tree = TreeMeter(self.collector.pid)
         self.totals: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
+        self.stuck = False
+        self.cpu_at_start = self.tree.cpu()
 
     async def load(
         self, concurrency: int, rate: float = 0.0, duration: float | None = None
@@ -84,30 +98,63 @@ class Meter:
             duration=None if s.step_requests else duration,
             requests=s.step_requests,
             distinct=len(self.templates),
-            connections=s.connections,
+            connections=s.connections or min(concurrency, 64),
         )
+        delivered_before = self.delivered()
         cpu_before = self.tree.cpu()
         result = await run(cfg, self.templates)
-        cpu = self.tree.cpu() - cpu_before
+        delivered_after = self.delivered()
         for key, value in result["items"].items():
             self.totals[key] += value
         self.errors.update(result["errors"])
+        # the CPU bill runs until what was acknowledged has been delivered: work left in the
+        # exporter queue (a store that lags behind) belongs to this step, not to the next
+        drain_began = time.monotonic()
+        drained = await self.drain()
+        drain_s = time.monotonic() - drain_began
+        cpu = self.tree.cpu() - cpu_before
         acked = result["items"]["acknowledged"]
+        elapsed = result["elapsed_s"]
+        delivered = None
+        if delivered_before is not None and delivered_after is not None:
+            delivered = delivered_after - delivered_before
         return {
             "concurrency": concurrency,
             "rate": rate,
-            "elapsed_s": result["elapsed_s"],
-            "items_per_s": result["acknowledged_items_per_s"],
+            "elapsed_s": elapsed,
+            # sustained: a queue can take in more than the exporter gets out, so the time
+            # until the step's items were delivered counts (beyond a batch timeout's wait)
+            "items_per_s": round(acked / (elapsed + max(0.0, drain_s - BATCH_WAIT_S)), 1)
+            if elapsed
+            else 0,
+            "delivered_per_s_during_load": round(delivered / elapsed, 1)
+            if delivered is not None and elapsed
+            else None,
+            "acknowledged_per_s": result["acknowledged_items_per_s"],
             "acknowledged": acked,
+            "drain_s": round(drain_s, 2),
+            "drained": drained,
             "failed_requests": result["requests"]["failed"],
             "collector_cpu_s": round(cpu, 3),
-            "collector_cpu_share": round(cpu / result["elapsed_s"], 3)
-            if result["elapsed_s"]
-            else 0,
+            "collector_cpu_share": round(cpu / (elapsed + drain_s), 3) if elapsed else 0,
             "cpu_us_per_item": round(cpu / acked * 1e6, 3) if acked else None,
             "latency_ms": result["latency_ms"],
             "loadgen_cpu_share": result["loadgen_cpu_share"],
         }
+
+    async def drain(self) -> bool:
+        """Wait until everything acknowledged so far was delivered; False on timeout (then
+        later drains do not wait again: the final count will show what is missing)."""
+        deadline = time.monotonic() + self.settings.drain_timeout_s
+        while not self.stuck:
+            delivered = self.delivered()
+            if delivered is None or delivered >= self.totals["acknowledged"]:
+                return delivered is not None
+            if time.monotonic() > deadline:
+                self.stuck = True
+                self.variant.results["drain_timed_out"] = True
+            await asyncio.sleep(0.05)
+        return False
 
     async def warmup(self) -> None:
         await self.load(4, duration=self.settings.warmup_s)
@@ -153,30 +200,8 @@ class Meter:
         return self.collector.delivered()
 
     async def settle(self) -> None:
-        """Wait until what was acknowledged has left the pipeline (or stopped moving), so one
-        phase's backlog is not billed to the next."""
-        deadline = time.monotonic() + self.settings.drain_timeout_s
-        last: tuple[float | None, float] | None = None
-        stable = 0
-        while time.monotonic() < deadline:
-            await asyncio.sleep(0.25)
-            delivered = self.delivered()
-            queued = self._queued()
-            if delivered is not None and delivered >= self.totals["acknowledged"] and not queued:
-                return
-            state = (delivered, queued)
-            stable = stable + 1 if state == last else 0
-            last = state
-            if stable >= 4 and not queued:
-                return
-
-    def _queued(self) -> float:
-        if self.collector.side != "airis":
-            return 0.0
-        try:
-            return metric_sum(scrape(self.collector.metrics_url), "otelcol_exporter_queue_size")
-        except OSError:
-            return 0.0
+        """Between phases: nothing acknowledged is still on its way."""
+        await self.drain()
 
     def peak_rss(self) -> None:
         by_pid = peak_rss_by_pid(self.tree.pids())
@@ -188,6 +213,22 @@ class Meter:
     def finish(self) -> None:
         """Stop the collector (and its sink) and account for every item."""
         delivered = self.delivered()
+        # over the whole run, idle gaps included: background work (a store's merges) that
+        # shifts between steps is all in here
+        if self.totals["acknowledged"]:
+            whole = (self.tree.cpu() - self.cpu_at_start) / self.totals["acknowledged"]
+            self.variant.results["cpu_us_per_item_whole_run"] = round(whole * 1e6, 3)
+        if self.collector.side == "airis":
+            # what the exporters gave up on: explains a loss before anyone reads the logs
+            try:
+                text = scrape(self.collector.metrics_url)
+            except OSError:
+                text = ""
+            unit = UNIT[self.variant.scenario.signal]
+            self.variant.results["exporter_failures"] = {
+                name: metric_sum(text, f"otelcol_exporter_{name}_{unit}")
+                for name in ("send_failed", "enqueue_failed")
+            }
         code = self.collector.stop()
         if self.variant.sink is not None:
             self.variant.sink.stop()

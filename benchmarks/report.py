@@ -22,19 +22,27 @@ COLUMNS = (
 NOTES = """\
 - **R**: the offered rate of the fixed-rate window, the same for every collector of a scenario:
   half of the lowest saturation among them.
-- **items/s saturated**: acknowledged items per second at the best step of a concurrency ramp
-  (1, 2, 4, ... requests in flight, {batch} items per request) that ends when throughput stops
-  growing by 5%.
+- **items/s saturated**: sustained throughput at the best step of a concurrency ramp (1, 2,
+  4, ... requests in flight, {batch} items per request) that ends when it stops growing by
+  5%: items acknowledged in the step / (its load time + the time it then took to deliver
+  them (see stored), less one batch timeout). A queue that takes in more than its exporter
+  gets out does not count as throughput.
 - **CPU µs/item**: user + system CPU of the collector's whole process tree (/proc/PID/stat,
-  all threads; supervisor and workers) over the step, divided by the items acknowledged in it.
+  all threads; supervisor and workers) from the start of a step until all it got acknowledged
+  was delivered, divided by the items acknowledged in it.
 - **p50 / p99**: latency of the export call (request sent → response received) at R.
 - **peak RSS**: VmHWM summed over the collector's processes.
 - **sent / acked / stored**: items over the whole run; stored = rows in the embedded store,
   items the exporter sent (AIRIS nop), items the batch processor handed to nop (the
   Collector's nop has no exporter metrics) or items the sink accepted (forwarding).
-  **lost** = acked - stored: data acknowledged to the client that never arrived.
+  **lost** = acked - stored: data acknowledged to the client that never arrived; "extra"
+  is stored beyond acked: duplicates of exports retried after a timeout although they had
+  succeeded (delivery is at least once), or requests that failed at the client after they
+  were queued.
 - **floor**: CPU per item of `ParseFromString` (upb) of the same requests, in one process,
   next to AIRIS's decode into Arrow columns (`otlp.decode.decode_protobuf`).
+- Embedded ClickHouse: chDB merges parts in the background on its own schedule, so its CPU
+  shifts between steps; latest.json also has each run's whole-run CPU per item.
 - AIRIS acknowledges a request once its data is in the exporter queue, i.e. after the batch
   it joined was flushed (200 ms batch timeout or 8192 items); the Collector's batch processor
   acknowledges on arrival. Latency at rates below one full batch per 200 ms shows that.
@@ -89,6 +97,12 @@ def _variant_row(v: Variant) -> list[str]:
         f"{stored:,}" if stored is not None else "?"
     )
     lost = items.get("lost")
+    lost_text = "?" if lost is None else f"{lost:,}"
+    acked = items.get("acknowledged", 0)
+    if stored is not None and stored > acked:
+        # stored more than acknowledged: an export that timed out but had succeeded was
+        # retried (at least once), or a request failed at the client after it was queued
+        lost_text += f" (+{stored - acked:,} extra)"
     label = v.label
     if v.results.get("exit_code"):
         label += f" (exit {v.results['exit_code']})"
@@ -100,7 +114,7 @@ def _variant_row(v: Variant) -> list[str]:
         f"{_num(f['p50'], 1)} / {_num(f['p99'], 1)}",
         _num(f["rss"], 0),
         counts,
-        "?" if lost is None else f"{lost:,}",
+        lost_text,
     ]
 
 

@@ -29,7 +29,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from benchmarks import floor, profiling, report
+from benchmarks import floor, procstat, profiling, report
 from benchmarks.measure import QUICK, Meter, Settings
 from benchmarks.payloads import make_templates
 from benchmarks.scenarios import BY_KEY, SCENARIOS, Scenario, Variant, variants
@@ -69,6 +69,8 @@ def machine() -> dict[str, Any]:
         "otelcol": OTELCOL_VERSION,
         "versions": versions,
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        # other work on the machine skews every figure: say how busy it was
+        "loadavg_at_start": round(os.getloadavg()[0], 2),
     }
 
 
@@ -82,13 +84,21 @@ async def _profile(meter: Meter, out_dir: Path, seconds: float) -> None:
     best = meter.variant.results["saturation"]["best"]
     proc = profiling.record(meter.collector.pid, seconds, raw)
     # load for longer than py-spy samples, so every sample is taken under load
-    await meter.load(best["concurrency"], duration=seconds + 2)
+    pids = meter.tree.pids()
+    threads_before = procstat.thread_cpu(pids)
+    step = await meter.load(best["concurrency"], duration=seconds + 2)
+    spent = procstat.thread_groups(threads_before, procstat.thread_cpu(pids))
     _, err = await asyncio.to_thread(proc.communicate)
     if proc.returncode != 0 or not raw.exists():
         meter.variant.results["profile_error"] = err.decode(errors="replace")[-2000:]
         return
     summary = profiling.summarize(raw)
     summary["raw"] = str(raw)
+    # every thread's CPU (native ones too) per item, from /proc over the profiled load
+    acked = step["acknowledged"] or 1
+    summary["os_threads_us_per_item"] = [
+        (name, round(cpu / acked * 1e6, 2)) for name, cpu in list(spent.items())[:8]
+    ]
     summary["concurrency"] = best["concurrency"]
     meter.variant.results["profile"] = summary
     await meter.settle()
@@ -183,6 +193,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--window", type=float, help="seconds of the fixed-rate window")
     p.add_argument("--out", type=Path, default=RESULTS, help="where latest.md/.json go")
     p.add_argument("--keep", action="store_true", help="keep the work dir (logs, stores)")
+    p.add_argument(
+        "--render",
+        type=Path,
+        metavar="JSON",
+        help="only re-render the table (and latest.md) from a results file",
+    )
     return p.parse_args(argv)
 
 
@@ -236,6 +252,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         else:
             shutil.rmtree(work, ignore_errors=True)
 
+    info["loadavg_at_end"] = round(os.getloadavg()[0], 2)
     table = report.table(done, floors)
     return {
         "machine": info,
@@ -271,7 +288,8 @@ def heading(info: dict[str, Any], quick: bool) -> str:
     return (
         f"Machine: {info['nproc']} CPUs ({info['cpu_model']}), {info['memory']} RAM, "
         f"Linux {info['kernel']}, Python {info['python']}; OTel Collector {info['otelcol']}; "
-        f"{info['date']}; {'quick' if quick else 'full'} run."
+        f"{info['date']}; {'quick' if quick else 'full'} run; 1-minute load average "
+        f"{info['loadavg_at_start']} at start, {info.get('loadavg_at_end', '?')} at end."
     )
 
 
@@ -294,8 +312,32 @@ def markdown(result: dict[str, Any], quick: bool) -> str:
     return "\n".join(parts) + "\n"
 
 
+def load(path: Path) -> dict[str, Any]:
+    """A results file read back: the table is rendered again from its figures."""
+    result = json.loads(path.read_text())
+    done = []
+    for doc in result["scenarios"]:
+        scenario = BY_KEY[doc["key"]]
+        vs = [
+            Variant(scenario, v["side"], v["workers"], reason=v["reason"], results=v["results"])
+            for v in doc["variants"]
+        ]
+        done.append((scenario, doc["rate"], vs))
+    result["_done"] = done
+    result["table"] = report.table(done, result["floors"])
+    return result
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
+    if args.render:
+        result = load(args.render)
+        quick = result["settings"]["step_s"] < Settings().step_s
+        (args.out / "latest.md").write_text(markdown(result, quick))
+        print(heading(result["machine"], quick))
+        print()
+        print(result["table"])
+        return 0
     try:
         import uvloop
 

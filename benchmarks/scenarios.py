@@ -55,7 +55,8 @@ class Variant:
 
     @property
     def available(self) -> bool:
-        return self.collector is not None
+        # a variant read back from latest.json has results but no collector
+        return self.collector is not None or "saturation" in self.results
 
 
 def _otelcol_version() -> str:

@@ -677,19 +677,32 @@ class QueuedExporter:
         return queue
 
     async def shutdown(self) -> None:
-        """In-memory queue: drain what is queued into the exporter, then stop. Persistent
-        queue: finish the exports in flight and stop; what is queued stays on disk for the
-        next start (as the Collector's persistent queue does).
-
-        As in the Collector, a failing export is not retried once shutdown has begun: from an
-        in-memory queue it is dropped, counted and logged; a persistent queue keeps it.
+        """In-memory queue: drain what is queued into the exporter, retrying as configured
+        (bounded by `retry_on_failure.max_elapsed_time`), then stop: data acknowledged to a
+        client is not given up on a clean shutdown just because the backend is slow.
+        Persistent queue: finish the exports in flight and stop; what is queued stays on
+        disk for the next start (as the Collector's persistent queue does).
         """
         self._stopping = True
-        self._stop.set()
         queue = self._queue
         if queue is None:
+            self._stop.set()
             return
         queue.stop_dispatch()
+        if self._persistent:
+            self._stop.set()
+        else:
+            retry = self.config.retry_on_failure
+            limit = retry.max_elapsed_time if retry.enabled and retry.max_elapsed_time else None
+            drained = asyncio.gather(*self._workers, return_exceptions=True)
+            try:
+                await asyncio.wait_for(asyncio.shield(drained), limit)
+            except TimeoutError:
+                log.error(
+                    "Shutdown: the exporter did not drain its queue in time; dropping the rest",
+                    extra={"exporter": self.id, "data_type": self.signal},
+                )
+            self._stop.set()
         for task in self._workers:
             try:
                 await task

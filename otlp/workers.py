@@ -171,7 +171,6 @@ class Supervisor:
         self.workers: list[_Worker] = []
         self.extensions: dict[ComponentID, Any] = {}
         self._metrics_server: Any = None
-        self._stopping = False
 
     async def run(self) -> int:
         from otlp.telemetry import Telemetry
@@ -295,7 +294,6 @@ class Supervisor:
     async def _stop_workers(self) -> list[int]:
         """SIGTERM every live worker, wait for all; exit codes in worker order (a SIGTERM the
         supervisor sent before the worker could handle it counts as a clean stop)."""
-        self._stopping = True
         self._set_ready(False)
         for worker in self.workers:
             if worker.proc.returncode is None:

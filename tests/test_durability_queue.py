@@ -334,9 +334,15 @@ async def test_hung_exports_hold_their_slots_and_no_more() -> None:
 
 
 async def test_shutdown_does_not_wait_for_hung_exports() -> None:
+    """An in-memory queue drains with retries on shutdown, but no longer than
+    retry_on_failure.max_elapsed_time: a hung backend cannot hold the process forever."""
     backend = Hung()
     config = ExporterConfig.model_validate(
-        {"timeout": "20ms", "sending_queue": {"num_consumers": 1}}
+        {
+            "timeout": "20ms",
+            "sending_queue": {"num_consumers": 1},
+            "retry_on_failure": {"initial_interval": "50ms", "max_elapsed_time": "1s"},
+        }
     )
     exporter = QueuedExporter("stuck", "traces", backend, config, Telemetry())
     await exporter.start()

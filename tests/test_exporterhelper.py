@@ -160,3 +160,22 @@ async def test_one_stuck_exporter_does_not_stall_another() -> None:
     for q in queues:
         await q.shutdown()
     assert sum(stuck.received) == 100
+
+
+async def test_shutdown_drain_retries_through_an_open_breaker() -> None:
+    """Acknowledged data in the in-memory queue is not dropped on SIGTERM just because the
+    backend was failing: the drain keeps retrying (bounded by max_elapsed_time)."""
+    telemetry = Telemetry()
+    backend = Backend([RetryableError("slow insert")] * 6)
+    config = ExporterConfig.model_validate(
+        {
+            "retry_on_failure": {"initial_interval": "5ms", "max_interval": "10ms"},
+            "circuit_breaker": {"failure_threshold": 3, "open_interval": "20ms"},
+        }
+    )
+    queue = QueuedExporter("flaky", "traces", backend, config, telemetry)
+    await queue.start()
+    await queue.consume(spans(4))
+    await queue.shutdown()
+    assert backend.received == [4]
+    assert telemetry.value("otelcol_exporter_send_failed_spans_total", exporter="flaky") == 0
