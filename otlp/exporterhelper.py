@@ -809,20 +809,11 @@ class QueuedExporter:
             if not self._enabled:
                 raise
             return _DROPPED
-        except Interrupted as exc:
-            outcome = "interrupted"
-            if self._persistent:
-                return _KEPT
-            self._failed.inc(items)
-            log.error(
-                "Exporting failed. Rejecting data.",
-                extra={"exporter": self.id, "error": str(exc), "dropped_items": items},
-            )
-            if not self._enabled:
-                raise
-            return _DROPPED
         except RetryableError as exc:
-            outcome = "retries_exhausted"
+            # Interrupted (shutdown) leaves a persistent queue's record for the next start
+            outcome = "interrupted" if isinstance(exc, Interrupted) else "retries_exhausted"
+            if isinstance(exc, Interrupted) and self._persistent:
+                return _KEPT
             self._failed.inc(items)
             log.error(
                 "Exporting failed. Rejecting data.",
