@@ -890,9 +890,10 @@ async def _scenario(store: str) -> dict[str, Any]:
         client.command(statement.sql)
     await exporter.export(partial)
     out["partial_counts"] = q(
-        "SELECT 'gauge', count() FROM otel.otel_metrics_gauge WHERE ServiceName = 'retry'"
-        " UNION ALL SELECT 'summary', count() FROM otel.otel_metrics_summary"
-        " WHERE ServiceName = 'retry' ORDER BY 1"
+        # ORDER BY on the outer query: inside UNION ALL it binds to the last SELECT only
+        "SELECT * FROM (SELECT 'gauge' AS t, count() FROM otel.otel_metrics_gauge"
+        " WHERE ServiceName = 'retry' UNION ALL SELECT 'summary' AS t, count()"
+        " FROM otel.otel_metrics_summary WHERE ServiceName = 'retry') ORDER BY t"
     )
 
     # create_schema: false against a table from before EventName existed
