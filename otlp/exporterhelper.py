@@ -611,6 +611,7 @@ class QueuedExporter:
             settings.num_consumers, self._metrics.in_flight.labels(exporter_id, signal), exporter_id
         )
         self._workers: list[asyncio.Task[None]] = []
+        self._in_flight = 0  # items taken from the queue and not yet done with
         self._stopping = False
         self._stop = asyncio.Event()
         telemetry.queue_capacity.labels(exporter_id, signal).set(settings.queue_size)
@@ -746,6 +747,11 @@ class QueuedExporter:
         if self._persistent:
             self._write_latency.observe(time.perf_counter() - started)
 
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing being sent."""
+        return self._in_flight == 0 and (self._queue is None or self._queue.used == 0)
+
     def _update_gauges(self) -> None:
         queue = self._queue
         if queue is None:
@@ -763,6 +769,7 @@ class QueuedExporter:
             if item is None:
                 return
             remove = False
+            self._in_flight += 1
             try:
                 try:
                     batch = await queue.load(item)
@@ -779,6 +786,7 @@ class QueuedExporter:
             except Exception:  # _send logs and counts; a worker never dies
                 log.exception("exporting failed unexpectedly", extra={"exporter": self.id})
             finally:
+                self._in_flight -= 1
                 queue.done(item, remove)
                 self._update_gauges()
 

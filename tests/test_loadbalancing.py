@@ -206,17 +206,23 @@ class Backend:
     server: grpc.aio.Server
     port: int
     spans: list[bytes] = field(default_factory=list)  # trace_id + span_id per received span
+    hold: asyncio.Event | None = None  # set: requests wait for it before they are answered
+    held: int = 0  # spans of requests waiting for `hold`
 
     @property
     def endpoint(self) -> str:
         return f"127.0.0.1:{self.port}"
 
 
-async def _backend() -> Backend:
+async def _backend(hold: asyncio.Event | None = None, port: int = 0) -> Backend:
     backend: Backend
 
     async def export(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         spans = decode.decode_protobuf("traces", request).tables["spans"]
+        if backend.hold is not None and not backend.hold.is_set():
+            backend.held += spans.num_rows
+            await backend.hold.wait()
+            backend.held -= spans.num_rows
         backend.spans.extend(
             t + s
             for t, s in zip(
@@ -232,9 +238,9 @@ async def _backend() -> Backend:
     )
     server = grpc.aio.server()
     server.add_generic_rpc_handlers((handler,))
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
-    backend = Backend(server, port)
+    backend = Backend(server, port, hold=hold)
     return backend
 
 
@@ -246,16 +252,33 @@ async def backends() -> AsyncIterator[list[Backend]]:
         await backend.server.stop(None)
 
 
-def _lb(hostnames: list[str], **extra: Any) -> LoadBalancingExporter:
+# per-backend queues ("lanes") retry quickly here so that the tests need no long waits
+FAST_LANES = {
+    "tls": {"insecure": True},
+    "timeout": "2s",
+    "retry_on_failure": {"initial_interval": "10ms", "max_interval": "50ms"},
+}
+
+
+def _lb(hostnames: list[str], lanes: bool = False, **extra: Any) -> LoadBalancingExporter:
+    otlp = {**FAST_LANES, "sending_queue": {"enabled": lanes}}
     cfg = LoadBalancingConfig.model_validate(
         {
-            "protocol": {"otlp": {"tls": {"insecure": True}, "timeout": "2s"}},
+            "protocol": {"otlp": otlp},
             "resolver": {"static": {"hostnames": hostnames}},
             "backend_health": {"failure_threshold": 1, "cooldown": "1h"},
             **extra,
         }
     )
     return LoadBalancingExporter("loadbalancing", cfg, Telemetry(), {"traces"})
+
+
+async def _lanes_drained(lb: LoadBalancingExporter) -> None:
+    for _ in range(1000):
+        if all(lane.idle for lane in [*lb._lanes.values(), *lb._retiring.values()]):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the per-backend queues did not drain")
 
 
 async def test_dead_backend_share_is_rerouted_without_duplicates(backends: list[Backend]) -> None:
@@ -272,6 +295,146 @@ async def test_dead_backend_share_is_rerouted_without_duplicates(backends: list[
         await lb.export(batch)  # the runtime's retry: only the failed part, on the new ring
     finally:
         await lb.shutdown()
+    _assert_once_and_whole(backends, batch)
+
+
+async def test_dead_backend_lane_reroutes_its_share(backends: list[Backend]) -> None:
+    """With per-backend queues the export returns once every part is queued; the dead
+    backend's lane fails, the backend leaves the ring and the lane hands its part over."""
+    lb = _lb([b.endpoint for b in backends], lanes=True)
+    await lb.start()
+    try:
+        batch = _traces(6)
+        await backends[1].server.stop(None)
+        await lb.export(batch)
+        await _lanes_drained(lb)
+    finally:
+        await lb.shutdown()
+    assert not backends[1].spans
+    _assert_once_and_whole(backends, batch)
+
+
+async def test_slow_backend_fills_only_its_own_lane(backends: list[Backend]) -> None:
+    """A backend that hangs holds its own share; the other backends get theirs meanwhile."""
+    slow = await _backend(hold=asyncio.Event())
+    lb = _lb([slow.endpoint, backends[0].endpoint], lanes=True, backend_health={"enabled": False})
+    lb.config.protocol.otlp.timeout = 60.0
+    await lb.start()
+    try:
+        batches = [_traces(4) for _ in range(20)]
+        for batch in batches:
+            await lb.export(batch)  # returns once queued, although one backend hangs
+        total = sum(b.item_count() for b in batches)
+        fast_lane = lb._lanes[(backends[0].endpoint, "traces")]
+        for _ in range(1000):
+            if backends[0].spans and fast_lane.idle:
+                break
+            await asyncio.sleep(0.01)
+        assert 0 < len(backends[0].spans) < total and not slow.spans
+        assert slow.hold is not None
+        slow.hold.set()
+        await _lanes_drained(lb)
+    finally:
+        await lb.shutdown()
+        await slow.server.stop(None)
+    assert len(backends[0].spans) + len(slow.spans) == total
+
+
+async def test_removed_backend_lane_hands_its_queue_to_the_others(
+    backends: list[Backend],
+) -> None:
+    a, b, c = backends
+    lb = _lb([a.endpoint, b.endpoint, c.endpoint], lanes=True, backend_health={"enabled": False})
+    await lb.start()
+    try:
+        await b.server.stop(None)  # its lane keeps retrying: health checks are off
+        batch = _traces(6)
+        await lb.export(batch)
+        for _ in range(1000):
+            if lb._lanes[(b.endpoint, "traces")].idle is False and a.spans and c.spans:
+                break
+            await asyncio.sleep(0.01)
+        lb._on_change([a.endpoint, c.endpoint])  # e.g. DNS no longer lists it
+        await _lanes_drained(lb)
+        assert not lb._retiring or all(lane.idle for lane in lb._retiring.values())
+    finally:
+        await lb.shutdown()
+    _assert_once_and_whole(backends, batch)
+
+
+@pytest.mark.parametrize("comes_back", [True, False], ids=["same-address", "gone"])
+async def test_on_disk_lanes_keep_a_dead_backends_share_across_restart(
+    tmp_path: Path, backends: list[Backend], comes_back: bool
+) -> None:
+    """With the exporter's queue on disk, each lane's queue is on disk too (the same
+    storage): a backend's share that was handed over survives a restart. It is sent when
+    the backend is back at its address; when the address is gone (a rescheduled pod), the
+    lane left on disk is re-routed to the backends resolved now."""
+    from extensions.file_storage import FileStorageConfig, FileStorageExtension
+
+    class Host:
+        def __init__(self, storage: FileStorageExtension) -> None:
+            self.telemetry = Telemetry()
+            self.storage = storage
+
+        def extension(self, component_id: str) -> Any:
+            return self.storage if component_id == "file_storage" else None
+
+    def lb_with_storage(
+        endpoints: list[str],
+    ) -> tuple[LoadBalancingExporter, FileStorageExtension]:
+        lb = _lb(
+            endpoints,
+            lanes=True,
+            backend_health={"enabled": False},
+            sending_queue={"storage": "file_storage"},
+        )
+        storage_cfg = FileStorageConfig.model_validate({"directory": str(tmp_path)})
+        return lb, FileStorageExtension("file_storage", storage_cfg)
+
+    a, b, c = backends
+    await b.server.stop(None)
+    lb, storage = lb_with_storage([x.endpoint for x in backends])
+    await storage.start(Host(storage))
+    await lb.start(Host(storage))
+    batch = _traces(6)
+    try:
+        await lb.export(batch)
+        b_lane = lb._lanes[(b.endpoint, "traces")]
+        for _ in range(1000):
+            others = [lb._lanes.get((x.endpoint, "traces")) for x in (a, c)]
+            if all(lane is not None and lane.idle for lane in others) and not b_lane.idle:
+                break
+            await asyncio.sleep(0.01)
+        assert a.spans and c.spans and not b_lane.idle
+    finally:
+        await lb.shutdown()  # b's share stays on disk
+        await storage.shutdown()
+    if comes_back:
+        backends[1] = await _backend(port=b.port)
+        now = [x.endpoint for x in backends]
+    else:
+        backends[1] = await _backend()  # stands in for b's replacement, at a new address
+        now = [a.endpoint, c.endpoint]
+    lb, storage = lb_with_storage(now)
+    await storage.start(Host(storage))
+    await lb.start(Host(storage))
+    try:
+        if not comes_back:
+            assert (b.endpoint, "traces") in lb._retiring  # adopted from disk
+        for _ in range(1000):
+            lanes = [*lb._lanes.values(), *lb._retiring.values()]
+            delivered = sum(len(x.spans) for x in backends)
+            if delivered >= batch.item_count() and all(lane.idle for lane in lanes):
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await lb.shutdown()
+        await storage.shutdown()
+    _assert_once_and_whole(backends, batch)
+
+
+def _assert_once_and_whole(backends: list[Backend], batch: Batch) -> None:
     received = [s for b in backends for s in b.spans]
     assert len(received) == len(set(received)) == batch.item_count()
     owners: dict[bytes, int] = {}
@@ -293,10 +456,12 @@ async def test_dns_resolver_drives_the_ring(backends: list[Backend]) -> None:
         assert list(lb.backends) == [backends[0].endpoint]
         batch = _traces(1)
         await lb.export(batch)
+        await _lanes_drained(lb)
         assert len(backends[0].spans) == batch.item_count()
         # what a re-resolution does when the headless Service's addresses change
         lb._on_change([backends[1].endpoint, backends[2].endpoint])
         await lb.export(batch)
+        await _lanes_drained(lb)
     finally:
         await lb.shutdown()
     assert len(backends[1].spans) + len(backends[2].spans) == batch.item_count()
@@ -459,6 +624,7 @@ async def test_periodic_re_resolution_updates_the_ring(backends: list[Backend]) 
         assert lb.ring.endpoints == tuple(sorted([b, c]))
         batch = _traces(2)
         await lb.export(batch)
+        await _lanes_drained(lb)
     finally:
         await lb.shutdown()
     assert not backends[0].spans

@@ -2,10 +2,15 @@
 backends and sends each part through that backend's own `otlp` exporter.
 
 Delivery: the runtime's queue and retries sit in front of this exporter (top-level
-sending_queue / retry_on_failure / timeout). When some parts fail, only those are kept (per
-batch) and a retryable error is raised; the retry routes them again on the ring as it is
-then, so a backend that was removed (DNS) or ejected (backend_health) has its share sent to
-the others, and parts already delivered are not sent twice.
+sending_queue / retry_on_failure / timeout). Behind it, each backend has its own queue (a
+"lane": `protocol.otlp.sending_queue` / `retry_on_failure`, as the Collector gives each
+backend its own otlp exporter), so a slow backend fills only its own lane and the others keep
+flowing. A lane whose backend was removed (DNS) or ejected (backend_health) routes what it
+holds again on the current ring instead of sending it, so that share reaches the others.
+When a lane cannot take its part (full), only the parts not yet handed over are kept (per
+batch) and a retryable error is raised; the retry routes them again, so nothing is handed
+over twice. With `protocol.otlp.sending_queue.enabled: false` there are no lanes: each
+export waits for every backend's answer and the same keep-what-failed rule applies.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from prometheus_client import Counter, Gauge
 from exporters.loadbalancing.config import (
     ALLOWED_ROUTING,
     DEFAULT_ROUTING,
+    BackendOTLPConfig,
     LoadBalancingConfig,
 )
 from exporters.loadbalancing.resolver import DNS, Static
@@ -32,6 +38,7 @@ from otlp.batch import Batch
 from otlp.batch_ops import concat
 from otlp.component import Exporter, Host
 from otlp.errors import ConfigError, PermanentError, RetryableError
+from otlp.exporterhelper import QueuedExporter
 from otlp.telemetry import Telemetry
 
 log = logging.getLogger("airis.exporter.loadbalancing")
@@ -121,11 +128,56 @@ class LoadBalancingExporter(Exporter):
         self._changes: list[asyncio.Task[None]] = []
         self._metrics = _metrics(telemetry)
         self._host: Host | None = None
+        self._lanes: dict[tuple[str, str], QueuedExporter] = {}
+        self._lane_starts: dict[tuple[str, str], asyncio.Future[None]] = {}
+        self._signals = signals or {"traces", "metrics", "logs"}
+        self._retiring: dict[tuple[str, str], QueuedExporter] = {}
+        self._lane_config = self._lane_settings(config)
+        self._reaper: asyncio.Task[None] | None = None
 
     # --- backends ----------------------------------------------------------------------------
+    @staticmethod
+    def _lane_settings(config: LoadBalancingConfig) -> BackendOTLPConfig | None:
+        """The per-backend queue settings, or None for no lanes. A lane takes over data the
+        top-level queue has let go of, so when that queue is on disk and the lane's is not,
+        the lane uses the same storage: acknowledged data stays on disk until delivered."""
+        lane = config.protocol.otlp
+        if not lane.sending_queue.enabled:
+            return None
+        if config.sending_queue.storage and not lane.sending_queue.storage:
+            queue = lane.sending_queue.model_copy(update={"storage": config.sending_queue.storage})
+            lane = lane.model_copy(update={"sending_queue": queue})
+        return lane
+
     async def start(self, host: Host | None = None) -> None:
         self._host = host
         await self.resolver.start(self._on_change)
+        if self._lane_config is not None:
+            await self._adopt_orphaned_lanes()
+            self._reaper = asyncio.create_task(self._reap_retired_lanes())
+
+    async def _adopt_orphaned_lanes(self) -> None:
+        """On-disk lanes a previous run left for backends that are not resolved now (in
+        Kubernetes a restarted gateway pod has a new address) are opened as retiring lanes:
+        what they hold is routed on the current ring."""
+        name = self._lane_config.sending_queue.storage if self._lane_config else None
+        storage = self._host.extension(name) if name and self._host is not None else None
+        if storage is None or not hasattr(storage, "client_names"):
+            return
+        for client in storage.client_names("exporter", f"{self.id}/"):
+            endpoint, _, signal = client.rpartition("_")
+            # endpoints always carry a port and never a "/" (another exporter's name would)
+            if ":" not in endpoint or "/" in endpoint or signal not in self._signals:
+                continue
+            if endpoint in self.backends or (endpoint, signal) in self._retiring:
+                continue
+            lane = self._new_lane(endpoint, signal)
+            await lane.start(self._host)
+            self._retiring[(endpoint, signal)] = lane
+            log.info(
+                "Re-routing a queue a previous run left for a backend that is gone",
+                extra={"exporter": self.id, "endpoint": endpoint, "data_type": signal},
+            )
 
     def _on_change(self, endpoints: list[str]) -> None:
         added = [e for e in endpoints if e not in self.backends]
@@ -137,11 +189,19 @@ class LoadBalancingExporter(Exporter):
             self._limits[endpoint] = asyncio.Semaphore(sub.sending_queue.num_consumers)
             # grpc.aio channels connect lazily: starting one only creates it
             self._changes.append(asyncio.ensure_future(exporter.start(self._host)))
+            lanes = self._lane_config
+            if lanes is not None and lanes.sending_queue.storage:
+                # open on-disk lanes now: what a previous run left in them is sent at once
+                for signal in self._signals:
+                    self._changes.append(asyncio.ensure_future(self._open_lane(endpoint, signal)))
         for endpoint in removed:
             exporter = self.backends.pop(endpoint)
             self._limits.pop(endpoint, None)
             self._health.pop(endpoint, None)
             self._changes.append(asyncio.ensure_future(exporter.shutdown()))
+            # its lanes stay until empty: what they hold is routed to the others
+            for key in [k for k in self._lanes if k[0] == endpoint]:
+                self._retiring[key] = self._lanes.pop(key)
         self.ring = HashRing(self.backends)
         self._rebuild_healthy()
         self._metrics.backends.labels(self.id).set(len(self.backends))
@@ -201,9 +261,71 @@ class LoadBalancingExporter(Exporter):
 
     async def shutdown(self) -> None:
         await self.resolver.shutdown()
+        if self._reaper is not None:
+            self._reaper.cancel()
         await asyncio.gather(*self._changes, return_exceptions=True)
+        await asyncio.gather(*self._lane_starts.values(), return_exceptions=True)
+        # lanes drain first (memory: delivered with retries; disk: kept for the next start),
+        # retiring ones last so that their data can still move to a live lane's backend
+        await asyncio.gather(*(lane.shutdown() for lane in self._lanes.values()))
+        await asyncio.gather(*(lane.shutdown() for lane in self._retiring.values()))
+        self._lanes.clear()
+        self._retiring.clear()
         await asyncio.gather(*(b.shutdown() for b in self.backends.values()))
         self.backends.clear()
+
+    # --- lanes (per-backend queues) ----------------------------------------------------------
+    async def _lane(self, endpoint: str, signal: str) -> QueuedExporter:
+        key = (endpoint, signal)
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._retiring.pop(key, None)  # the backend came back before it drained
+            if lane is None:
+                lane = self._new_lane(endpoint, signal)
+                self._lane_starts[key] = asyncio.ensure_future(lane.start(self._host))
+            self._lanes[key] = lane
+        starting = self._lane_starts.get(key)
+        if starting is not None:
+            await asyncio.shield(starting)  # callers racing for a new lane wait for one start
+            self._lane_starts.pop(key, None)
+        return lane
+
+    def _new_lane(self, endpoint: str, signal: str) -> QueuedExporter:
+        assert self._lane_config is not None
+        return QueuedExporter(
+            f"{self.id}/{endpoint}",
+            signal,
+            _LaneExporter(self, endpoint),
+            self._lane_config,
+            self.telemetry,
+        )
+
+    async def _open_lane(self, endpoint: str, signal: str) -> None:
+        await self._lane(endpoint, signal)
+
+    async def _reap_retired_lanes(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            for key, lane in list(self._retiring.items()):
+                if lane.idle and self._retiring.get(key) is lane:
+                    del self._retiring[key]
+                    await lane.shutdown()
+
+    def routable(self, endpoint: str) -> bool:
+        """Still on the ring traffic is routed by (not removed, not ejected)."""
+        return endpoint in self.backends and endpoint in self._current_ring().endpoints
+
+    async def reroute(self, endpoint: str, part: Batch) -> None:
+        """A lane whose backend left the ring hands its part to the lanes of the current ring;
+        what would go back to the same backend (every backend down) is sent there directly."""
+        ring = self._current_ring()
+        if not len(ring):
+            raise RetryableError(f"{self.id}: no backends to re-route to", retry_after=1.0)
+        for target, piece in self.routers[part.signal].split(part, ring).items():
+            if target == endpoint:
+                await self._send(endpoint, piece)
+            else:
+                await (await self._lane(target, part.signal)).consume(piece)
 
     # --- data --------------------------------------------------------------------------------
     async def _send(self, endpoint: str, part: Batch) -> None:
@@ -251,8 +373,12 @@ class LoadBalancingExporter(Exporter):
         done = [False] * len(endpoints)
 
         async def one(i: int) -> None:
+            endpoint, part = endpoints[i], parts[endpoints[i]]
             try:
-                await self._send(endpoints[i], parts[endpoints[i]])
+                if self._lane_config is None:
+                    await self._send(endpoint, part)
+                else:
+                    await (await self._lane(endpoint, batch.signal)).consume(part)
                 done[i] = True
             except Exception as exc:
                 outcomes[i] = exc
@@ -286,3 +412,18 @@ class LoadBalancingExporter(Exporter):
             )
         if permanent and len(permanent) == len(endpoints):
             raise PermanentError(str(permanent[0]))
+
+
+class _LaneExporter(Exporter):
+    """What a backend's lane sends through: the backend while it is on the ring, the ring
+    itself (re-routing) once it has left."""
+
+    def __init__(self, balancer: LoadBalancingExporter, endpoint: str) -> None:
+        self.balancer = balancer
+        self.endpoint = endpoint
+
+    async def export(self, batch: Batch) -> None:
+        if self.balancer.routable(self.endpoint):
+            await self.balancer._send(self.endpoint, batch)
+        else:
+            await self.balancer.reroute(self.endpoint, batch)

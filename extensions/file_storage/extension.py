@@ -40,6 +40,20 @@ class FileStorageExtension(Component):
         self.directory = self.config.ensure_directory()
         self._started = True
 
+    def client_names(self, kind: str, id_prefix: str) -> list[str]:
+        """What follows the storage name of `wal(kind, id_prefix…)` for every log in this
+        directory (from any run), e.g. to find queues a previous run left behind:
+        `id_prefix="loadbalancing/"` lists `10.0.0.7:4317_traces` for the log of
+        `wal("exporter", "loadbalancing/10.0.0.7:4317", "traces")`."""
+        type_, _, component_name = id_prefix.partition("/")
+        prefix = f"{kind}_{type_}_{component_name}"
+        found = []
+        for path in self.directory.iterdir() if self.directory.is_dir() else ():
+            raw = re.sub(r"~([0-9A-F]{4})", lambda m: chr(int(m.group(1), 16)), path.name)
+            if path.is_dir() and raw.startswith(prefix):
+                found.append(raw[len(prefix) :])
+        return sorted(found)
+
     def wal(self, kind: str, component_id: str, name: str = "") -> WriteAheadLog:
         """The write-ahead log of one client (not opened: the caller opens and closes it)."""
         if not self._started:
