@@ -10,7 +10,7 @@ import sys
 from importlib.metadata import version
 
 from otlp import config as config_module
-from otlp import registry, workers
+from otlp import nopandas, registry, workers
 from otlp.errors import ConfigError
 
 log = logging.getLogger("airis")
@@ -47,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    nopandas.install()
     args = _parser().parse_args(argv)
     if args.command == "components":
         return _components()

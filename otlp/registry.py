@@ -40,5 +40,22 @@ def factories() -> dict[tuple[str, str], Factory]:
     return found
 
 
+# names whose module is not `<kind>s.<type>`
+ALIASES = {
+    ("exporter", "otlp_grpc"): "exporters.otlp.alias",
+    ("exporter", "otlp_http"): "exporters.otlphttp.alias",
+    ("exporter", "load_balancing"): "exporters.loadbalancing.alias",
+}
+
+
+@cache
 def lookup(kind: str, type_: str) -> Factory | None:
+    """The factory of one component type. Imports only its module when the name follows the
+    layout (`exporters/clickhouse`): a collector loads what its config names, not every
+    component's dependencies (tens of MiB of resident memory)."""
+    module_name = ALIASES.get((kind, type_), f"{kind}s.{type_}")
+    if module_name in COMPONENT_MODULES:
+        factory: Factory = importlib.import_module(module_name).factory
+        if (factory.kind, factory.type) == (kind, type_):
+            return factory
     return factories().get((kind, type_))
