@@ -140,31 +140,38 @@ def value_to_string(values: ArrayLike) -> pa.StringArray:
     if n == 0:
         return pa.array([], pa.string())
     types = fill_null(pc.struct_field(arr, "type"), 0).to_numpy(zero_copy_only=False)
-    # str holds strings and the JSON of arrays and maps; the other kinds are formatted
+    # str holds strings and the JSON of arrays and maps; the other kinds are formatted, only
+    # on their own rows (most values are strings), and put in place with one mask
     text = fill_null(pc.struct_field(arr, "str"), "")
+
+    def field(name: str, rows: np.ndarray) -> pa.Array:
+        return pc.filter(pc.struct_field(arr, name), pa.array(rows))
+
     kinds = (
-        (V_INT, lambda: pc.cast(pc.struct_field(arr, "int"), pa.string())),
-        (V_DOUBLE, lambda: double_strings(pc.struct_field(arr, "double"))),
-        (V_BOOL, lambda: pc.cast(pc.struct_field(arr, "bool"), pa.string())),
+        (V_INT, lambda rows: pc.cast(field("int", rows), pa.string())),
+        (V_DOUBLE, lambda rows: double_strings(field("double", rows))),
+        (V_BOOL, lambda rows: pc.cast(field("bool", rows), pa.string())),
         (
             V_BYTES,
-            lambda: _bytes_strings(
-                pc.struct_field(arr, "bytes"), np.flatnonzero(types == V_BYTES), n
+            lambda rows: _bytes_strings(
+                field("bytes", rows), np.arange(int(rows.sum())), int(rows.sum())
             ),
         ),
     )
-    conditions: list[pa.Array] = []
-    cases: list[pa.Array] = []
+    positions: list[np.ndarray] = []
+    rendered: list[pa.Array] = []
     for kind, render in kinds:
         rows = types == kind
         if rows.any():
-            conditions.append(pa.array(rows))
-            cases.append(fill_null(render(), ""))
-    if not conditions:
+            positions.append(np.flatnonzero(rows))
+            rendered.append(fill_null(render(rows), ""))
+    if not rendered:
         return text
-    names = [str(i) for i in range(len(conditions))]
-    chosen = pc.case_when(pa.StructArray.from_arrays(conditions, names), *cases, text)
-    return chosen
+    where = np.concatenate(positions)
+    mask = np.zeros(n, dtype=bool)
+    mask[where] = True
+    in_row_order = pa.concat_arrays(rendered).take(pa.array(np.argsort(where, kind="stable")))
+    return pc.replace_with_mask(text, pa.array(mask), in_row_order)
 
 
 def list_offsets(lists: ArrayLike) -> pa.Int32Array:
