@@ -95,6 +95,15 @@ class WorkerLink:
             if ComponentID.parse(e).type not in SUPERVISOR_EXTENSIONS
         ]
         cfg.service = cfg.service.model_copy(update={"extensions": kept})
+        # each worker keeps its write-ahead logs in its own subdirectory: a log belongs to
+        # one process, and a restarted worker (same index) recovers what it left
+        extensions = cfg.components.get(EXTENSION, {})
+        for cid, ext in extensions.items():
+            if cid.type == "file_storage":
+                directory = os.path.join(ext.directory, f"worker-{self.index}")
+                extensions[cid] = ext.model_copy(
+                    update={"directory": directory, "create_directory": True}
+                )
         tag = _WorkerTag(self.index)
         for handler in logging.getLogger().handlers:
             handler.addFilter(tag)

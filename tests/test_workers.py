@@ -197,6 +197,31 @@ def test_an_embedded_store_with_workers_is_refused(
     assert cli.main(["validate", "--config", str(path)]) == 0
 
 
+def test_each_worker_keeps_its_queues_in_its_own_directory(tmp_path: Path) -> None:
+    """Persistent sending queues with workers: a write-ahead log belongs to one process, so
+    each worker's file_storage directory is a subdirectory named by its index."""
+    import socket
+
+    from otlp.component import EXTENSION, ComponentID
+    from otlp.config import load
+    from otlp.workers import WorkerLink
+
+    config = base_config(tmp_path)
+    config["service"]["workers"] = 2
+    config["extensions"] = {"file_storage": {"directory": str(tmp_path)}}
+    config["service"]["extensions"] = ["file_storage"]
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    directories = []
+    for index in (0, 1):
+        cfg = load([str(path)])
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            WorkerLink(index, ours).prepare(cfg)
+        directories.append(cfg.components[EXTENSION][ComponentID.parse("file_storage")].directory)
+    assert directories == [str(tmp_path / "worker-0"), str(tmp_path / "worker-1")]
+
+
 def test_metrics_of_workers_are_merged_per_family() -> None:
     worker = (
         "# HELP a_total Things.\n# TYPE a_total counter\n"
