@@ -56,6 +56,14 @@ def check(cfg: Config) -> None:
     workers = cfg.service.workers
     if workers == 1:
         return
+    for cid in cfg.components.get("processor", {}):
+        if cid.type in ("rules", "tail_sampling"):
+            # both need every record of a group/trace in one process
+            raise ConfigError(
+                f"processors.{cid}: sees only one worker's share of the data, but "
+                f"service.workers is {workers}: use workers: 1, or put it on a gateway tier "
+                "behind the loadbalancing exporter"
+            )
     for cid, exporter_cfg in cfg.components.get("exporter", {}).items():
         endpoint = getattr(exporter_cfg, "endpoint", None)
         if isinstance(endpoint, str) and endpoint.strip().lower().startswith("chdb://"):

@@ -197,6 +197,26 @@ def test_an_embedded_store_with_workers_is_refused(
     assert cli.main(["validate", "--config", str(path)]) == 0
 
 
+@pytest.mark.parametrize("processor", ["rules", "tail_sampling"])
+def test_processors_that_need_all_the_data_refuse_workers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], processor: str
+) -> None:
+    config = base_config(tmp_path)
+    config["exporters"] = {"nop": {}}
+    config["processors"] = {processor: {"policies": [{"name": "all", "type": "always_sample"}]}}
+    if processor == "rules":
+        config["processors"] = {processor: {}}
+    config["service"]["workers"] = 2
+    config["service"]["pipelines"] = {
+        "traces": {"receivers": ["otlp"], "processors": [processor], "exporters": ["nop"]}
+    }
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert cli.main(["validate", "--config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"processors.{processor}: sees only one worker's share" in err, err
+
+
 def test_each_worker_keeps_its_queues_in_its_own_directory(tmp_path: Path) -> None:
     """Persistent sending queues with workers: a write-ahead log belongs to one process, so
     each worker's file_storage directory is a subdirectory named by its index."""
