@@ -40,6 +40,16 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a config and exit")
     validate.add_argument("--config", action="append", default=[], metavar="FILE")
     sub.add_parser("components", help="list the available components")
+    printer = sub.add_parser(
+        "print-config", help="print the config as loaded (env expanded, files merged)"
+    )
+    printer.add_argument("--config", action="append", default=[], metavar="FILE")
+    printer.add_argument(
+        "--mode",
+        choices=("redacted", "unredacted"),
+        default="redacted",
+        help="redacted (default) masks passwords, tokens, keys and header values",
+    )
     from otlp import query_cli
 
     query_cli.add_arguments(sub.add_parser("query", help="query the stored data (SQL)"))
@@ -67,9 +77,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "validate":
         print("configuration is valid")
         return 0
+    if args.command == "print-config":
+        import yaml
+
+        from otlp.secrets import mask_config
+
+        shown = cfg.raw if args.mode == "unredacted" else mask_config(cfg.raw)
+        print(yaml.safe_dump(shown, sort_keys=False), end="")
+        return 0
+    from otlp.secrets import install_log_filter, secret_values
     from otlp.telemetry import setup_logging
 
     setup_logging(cfg.service.telemetry.logs.level, cfg.service.telemetry.logs.encoding)
+    # secrets of the config never reach a log line, whoever logs them
+    install_log_filter(secret_values(cfg.raw))
     link = workers.WorkerLink.from_env()
     if link is None and cfg.service.workers > 1:
         # this process supervises; the workers re-read the same config arguments

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from otlp import registry
+from otlp import registry, secrets
 from otlp.batch import SIGNALS
 from otlp.component import EXPORTER, EXTENSION, PROCESSOR, RECEIVER, ComponentID
 from otlp.errors import ConfigError
@@ -203,7 +203,10 @@ def format_validation_error(prefix: str, exc: ValidationError) -> str:
             msg = "required key is missing"
         given = err.get("input")
         if err["type"] not in ("extra_forbidden", "missing") and given is not None:
-            msg += f" (got {given!r})"
+            # the offending value is quoted, unless it is (or holds) a secret
+            key = next((p for p in reversed(err["loc"]) if isinstance(p, str)), "")
+            shown = secrets.MASK if secrets.is_secret_key(key) else secrets.mask_config(given)
+            msg += f" (got {shown!r})"
         lines.append(f"{loc}: {msg}")
     return "\n".join(lines)
 
@@ -214,6 +217,15 @@ def load(paths: list[str]) -> Config:
 
 
 def validate(raw: dict[str, Any]) -> Config:
+    try:
+        return _validate(raw)
+    except ConfigError as exc:
+        # a validator's own message may quote a value: never let it be a secret
+        masked = secrets.mask_text(str(exc), secrets.secret_values(raw))
+        raise ConfigError(masked) from None
+
+
+def _validate(raw: dict[str, Any]) -> Config:
     try:
         top = TopLevel.model_validate(raw)
     except ValidationError as exc:
@@ -245,6 +257,16 @@ def validate(raw: dict[str, Any]) -> Config:
                 f"exporters.{cid}.sending_queue.storage: references extension {storage!r} "
                 f"which is not configured"
             )
+    enabled = {ComponentID.parse(ext) for ext in service.extensions}
+    for kind, section in ((RECEIVER, "receivers"), (EXPORTER, "exporters")):
+        for cid, component_config in components[kind].items():
+            refs = getattr(component_config, "extension_refs", None)
+            for key, ext in refs() if refs else ():
+                if ComponentID.parse(ext) not in enabled:
+                    raise ConfigError(
+                        f"{section}.{cid}.{key}: references extension {ext!r}, which must be "
+                        f"configured under extensions and listed in service.extensions"
+                    )
     for i, ext in enumerate(service.extensions):
         if ComponentID.parse(ext) not in components[EXTENSION]:
             raise ConfigError(

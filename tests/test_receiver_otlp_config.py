@@ -174,7 +174,8 @@ def test_config_collector_example_loads() -> None:
         ({"protocols": {"grpc": {"endpoint": "localhost"}}}, "expected host:port"),
         ({"protocols": {"grpc": {"max_recv_msg_size_mib": -1}}}, "max_recv_msg_size_mib"),
         ({"protocols": {"grpc": {"keepalive": {"server_parameters": {"time": "soon"}}}}}, "time"),
-        ({"protocols": {"grpc": {"auth": {"authenticator": "oidc"}}}}, "not supported yet"),
+        # the extension it names is checked by the loader (tests/test_security_auth.py)
+        ({"protocols": {"grpc": {"auth": {}}}}, "auth.authenticator: required key"),
         ({"protocols": {"http": {"tls": {"cert_file": "x.crt"}}}}, "certificate and a key"),
         (
             {

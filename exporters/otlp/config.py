@@ -71,6 +71,19 @@ class OTLPGrpcConfig(ExporterConfig):
         return self
 
     @model_validator(mode="after")
+    def _no_skip_verify(self) -> OTLPGrpcConfig:
+        # grpcio has no hook to accept an unverified server certificate; verifying anyway
+        # would surprise, connecting in plaintext would be worse: refuse before starting
+        plaintext = self.tls.insecure or self.endpoint.startswith("http://")
+        if self.tls.insecure_skip_verify and not plaintext:
+            raise ValueError(
+                "tls.insecure_skip_verify: grpcio cannot skip server certificate verification; "
+                "set tls.ca_file to the server's CA (and tls.server_name_override if the "
+                "certificate names another host)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _require_endpoint(self) -> OTLPGrpcConfig:
         if not self.endpoint:
             raise ValueError("endpoint: must be set (host:port, or an http(s):// URL)")

@@ -103,12 +103,6 @@ class OTLPGrpcExporter(Exporter):
         self.partial = PartialSuccess(exporter_id, telemetry)
         self._channel: aio.Channel | None = None
         self._calls: dict[str, Any] = {}
-        if self.secure and config.tls.insecure_skip_verify:
-            log.warning(
-                "grpcio cannot skip server certificate verification; verifying against "
-                "tls.ca_file (or the system roots)",
-                extra={"exporter": exporter_id},
-            )
 
     async def start(self, host: Host | None = None) -> None:
         options = channel_options(self.config)

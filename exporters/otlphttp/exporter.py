@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import logging
+import os
 import ssl
+import tempfile
 import zlib
 
 import httpx
@@ -40,12 +42,37 @@ def ssl_context(tls: TLSClientConfig) -> ssl.SSLContext:
     ctx.minimum_version = _VERSIONS[tls.min_version or "1.2"]
     if tls.max_version:
         ctx.maximum_version = _VERSIONS[tls.max_version]
-    if tls.cert_file and tls.key_file:
-        ctx.load_cert_chain(tls.cert_file, tls.key_file)
+    cert = tls.cert_file or tls.cert_pem
+    key = tls.key_file or tls.key_pem
+    if cert and key:
+        _load_client_cert(ctx, tls)
     if tls.insecure_skip_verify:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+def _load_client_cert(ctx: ssl.SSLContext, tls: TLSClientConfig) -> None:
+    """The client certificate for mutual TLS, from files or inline PEM (load_cert_chain only
+    reads files, so inline PEM goes through a private temporary directory)."""
+    if tls.cert_file and tls.key_file:
+        ctx.load_cert_chain(tls.cert_file, tls.key_file)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for name, path, inline in (
+            ("cert", tls.cert_file, tls.cert_pem),
+            ("key", tls.key_file, tls.key_pem),
+        ):
+            if path:
+                paths.append(path)
+                continue
+            target = os.path.join(tmp, name + ".pem")
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(inline)
+            paths.append(target)
+        ctx.load_cert_chain(paths[0], paths[1])
 
 
 def compress(name: str, body: bytes) -> tuple[bytes, str | None]:

@@ -14,6 +14,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from otlp.component import ComponentConfig
 from otlp.confmodels import Duration
+from otlp.limits import LimitsConfig
 
 TLS_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
 TRANSPORTS = ("tcp", "tcp4", "tcp6", "unix")
@@ -73,6 +74,9 @@ class TLSServerConfig(ComponentConfig):
     min_version: str = ""
     max_version: str = ""
     include_system_ca_certs_pool: bool = False
+    # re-read the certificate, key and client CA files this often (0: never); a changed
+    # file set is used for new connections without a restart
+    reload_interval: Duration = 0.0
 
     @model_validator(mode="after")
     def _check(self) -> TLSServerConfig:
@@ -91,13 +95,12 @@ class TLSServerConfig(ComponentConfig):
         return self
 
 
-class _Unsupported(ComponentConfig):
-    """A key we recognise but do not implement yet: fail loudly rather than ignore it."""
+class AuthConfig(ComponentConfig):
+    """configauth.Config: the id of an authenticator extension listed in service.extensions."""
 
-    @model_validator(mode="before")
-    @classmethod
-    def _refuse(cls, data: Any) -> Any:
-        raise ValueError("not supported yet (no authenticator extensions exist)")
+    authenticator: str = Field(min_length=1)
+    # confighttp: query parameters also handed to the authenticator (as headers)
+    request_params: list[str] = Field(default_factory=list)
 
 
 class KeepaliveServerParameters(ComponentConfig):
@@ -131,8 +134,11 @@ class GRPCServerConfig(_Endpoint):
     read_buffer_size: int = Field(512 * 1024, ge=0)
     write_buffer_size: int = Field(0, ge=0)
     keepalive: KeepaliveServerConfig = Field(default_factory=KeepaliveServerConfig)
-    auth: _Unsupported | None = None
+    auth: AuthConfig | None = None
     include_metadata: bool = False
+    # AIRIS: caps against floods (0 = grpc's default: no cap / 8 KiB of metadata)
+    max_connections: int = Field(0, ge=0)
+    max_header_bytes: int = Field(0, ge=0)
 
     @field_validator("keepalive", mode="before")
     @classmethod
@@ -172,19 +178,26 @@ class HTTPServerConfig(_Endpoint):
     endpoint: str = "127.0.0.1:4318"
     tls: TLSServerConfig | None = None
     cors: CORSConfig | None = None
-    auth: _Unsupported | None = None
+    auth: AuthConfig | None = None
     # <= 0 means the default, as in confighttp; applies to the body as sent and decompressed
     max_request_body_size: int = DEFAULT_MAX_REQUEST_BODY_SIZE
     include_metadata: bool = False
     response_headers: dict[str, str] = Field(default_factory=dict)
     compression_algorithms: list[str] = Field(default_factory=lambda: list(COLLECTOR_COMPRESSION))
-    # confighttp's timeouts; otlpreceiver zeroes the write/header/idle ones (no timeout).
-    # Only idle_timeout (keep-alive) has an equivalent in uvicorn; the others are accepted.
+    # confighttp's timeouts. 0 keeps the Collector's "no timeout" for write_timeout only:
+    # AIRIS guards against slow clients by default (see DEFAULT_* in receivers/otlp/guard.py).
+    # read_header_timeout: from connection (or the request's first byte) to the end of its
+    # headers; read_timeout: from the end of the headers to the end of the body;
+    # idle_timeout: a keep-alive connection's wait for its next request.
     read_timeout: Duration = 0.0
     read_header_timeout: Duration = 0.0
     write_timeout: Duration = 0.0
     idle_timeout: Duration = 0.0
     keep_alives_enabled: bool = True
+    # AIRIS: open connections beyond this are closed at once (0 = no cap); request line and
+    # headers larger than max_header_bytes get 431 (Go's http.Server default: 1 MiB)
+    max_connections: int = Field(0, ge=0)
+    max_header_bytes: int = Field(1024 * 1024, ge=1024)
     traces_url_path: str = "/v1/traces"
     metrics_url_path: str = "/v1/metrics"
     logs_url_path: str = "/v1/logs"
@@ -233,6 +246,22 @@ class Protocols(ComponentConfig):
 
 class OTLPReceiverConfig(ComponentConfig):
     protocols: Protocols = Field(default_factory=Protocols)
+    # AIRIS: hostile-input limits and SDK-style truncation, for both protocols
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+
+    @field_validator("limits", mode="before")
+    @classmethod
+    def _null_limits(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    def extension_refs(self) -> list[tuple[str, str]]:
+        """(key path, extension id) of every extension this receiver uses."""
+        refs = []
+        for name in ("grpc", "http"):
+            proto = getattr(self.protocols, name)
+            if proto is not None and proto.auth is not None:
+                refs.append((f"protocols.{name}.auth.authenticator", proto.auth.authenticator))
+        return refs
 
     @field_validator("protocols", mode="before")
     @classmethod

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, NoReturn
 import grpc
 from grpc import aio
 
-from otlp import decode
+from otlp.auth import lower_headers
 from otlp.errors import InvalidRequestError
 from receivers.otlp import status
 from receivers.otlp.config import GRPCServerConfig, split_endpoint
@@ -58,6 +58,8 @@ def server_options(cfg: GRPCServerConfig, reuse_port: bool) -> list[tuple[str, i
         ("grpc.keepalive_time_ms", int(sp.time * ms)),
         ("grpc.keepalive_timeout_ms", int(sp.timeout * ms)),
         ("grpc.http2.min_ping_interval_without_data_ms", int(ep.min_time * ms)),
+        ("grpc.max_allowed_incoming_connections", cfg.max_connections),
+        ("grpc.max_metadata_size", cfg.max_header_bytes),
     )
     options.extend((name, value) for name, value in optional if value > 0)
     return options
@@ -105,12 +107,20 @@ class GRPCServer:
 
     def _handler(self, signal: str) -> Handler:
         export = self.receiver.export
-        decode_protobuf = decode.decode_protobuf
         include_metadata = self.cfg.include_metadata
+        receiver = self.receiver
+        secured = "grpc" in receiver.authenticators
 
         async def handle(request: bytes, context: aio.ServicerContext) -> bytes:
+            principal = None
+            if secured:
+                headers = lower_headers(context.invocation_metadata() or ())
+                try:
+                    principal = await receiver.authenticate("grpc", signal, headers)
+                except status.Failure as failure:
+                    await _abort(context, failure)
             try:
-                batch = decode_protobuf(signal, request)
+                batch = receiver.decode(signal, request, False, "grpc")
             except InvalidRequestError as exc:
                 await _abort(context, status.invalid(str(exc)))
             except Exception as exc:
@@ -120,7 +130,7 @@ class GRPCServer:
             if include_metadata:
                 batch.context.update(_metadata(context))
             try:
-                partial = await export(signal, batch, "grpc")
+                partial = await export(signal, batch, "grpc", principal, len(request))
             except status.Failure as failure:
                 await _abort(context, failure)
             if partial is None:

@@ -24,11 +24,13 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import uvicorn
 
-from otlp import decode, jsonpb
+from otlp import jsonpb
+from otlp.auth import Principal, lower_headers
 from otlp.errors import InvalidRequestError
 from receivers.otlp import compression, status
 from receivers.otlp.config import SUPPORTED_COMPRESSION, HTTPServerConfig, split_endpoint
 from receivers.otlp.cors import CORS
+from receivers.otlp.guard import guarded_protocol
 
 if TYPE_CHECKING:
     from receivers.otlp.receiver import OTLPReceiver
@@ -48,6 +50,9 @@ NOT_ALLOWED = b"405 method not allowed, supported: [POST]"
 UNSUPPORTED_TYPE = (
     b"415 unsupported media type, supported: [application/json, application/x-protobuf]"
 )
+# as confighttp's auth handler: the status text and nothing else
+UNAUTHORIZED = b"Unauthorized\n"
+
 # a successful Export*ServiceResponse without partial_success
 EMPTY_RESPONSE = {PROTOBUF: b"", JSON: b"{}"}
 # idle keep-alive connections are kept this long when no idle/read timeout is configured
@@ -59,6 +64,8 @@ class OTLPHTTPApp:
     def __init__(self, receiver: OTLPReceiver, cfg: HTTPServerConfig) -> None:
         self.receiver = receiver
         self.include_metadata = cfg.include_metadata
+        self.secured = "http" in receiver.authenticators
+        self.request_params = cfg.auth.request_params if cfg.auth else []
         self.limit = cfg.body_limit()
         paths = cfg.url_paths()
         # a signal without a pipeline has no route: 404, as the Collector's mux answers
@@ -105,6 +112,21 @@ class OTLPHTTPApp:
             headers = headers + self.cors.actual(origin_text, method)
 
         signal = self.routes.get(scope["path"])
+        principal = None
+        if self.secured:
+            # as confighttp: authentication wraps every route (after CORS preflights)
+            try:
+                principal = await self.receiver.authenticate(
+                    "http", signal or "", self._auth_headers(scope)
+                )
+            except status.Failure as failure:
+                media = (content_type or b"").partition(b";")[0].strip().lower()
+                if failure.http_status == 401 or media not in (PROTOBUF, JSON):
+                    body = UNAUTHORIZED if failure.http_status == 401 else b"Forbidden\n"
+                    await _respond(send, failure.http_status, TEXT, body, headers)
+                else:
+                    await _fail(send, media, failure, headers)
+                return
         if signal is None:
             await _respond(send, 404, TEXT, NOT_FOUND, headers)
             return
@@ -115,7 +137,20 @@ class OTLPHTTPApp:
         if media != PROTOBUF and media != JSON:
             await _respond(send, 415, TEXT, UNSUPPORTED_TYPE, headers)
             return
-        await self._export(signal, media, encoding, length, scope, receive, send, headers)
+        await self._export(
+            signal, media, encoding, length, scope, receive, send, headers, principal
+        )
+
+    def _auth_headers(self, scope: Scope) -> dict[str, list[str]]:
+        found = lower_headers(scope["headers"])
+        if self.request_params and scope.get("query_string"):
+            from urllib.parse import parse_qs
+
+            query = parse_qs(scope["query_string"].decode("latin-1"))
+            for name in self.request_params:
+                if name in query:
+                    found.setdefault(name.lower(), []).extend(query[name])
+        return found
 
     async def _export(
         self,
@@ -127,6 +162,7 @@ class OTLPHTTPApp:
         receive: Receive,
         send: Send,
         headers: Headers,
+        principal: Principal | None = None,
     ) -> None:
         codec = encoding.strip().lower().decode("latin-1") if encoding else "identity"
         if codec not in self.encodings:
@@ -165,10 +201,7 @@ class OTLPHTTPApp:
         try:
             if codec != "identity":
                 body = compression.decompress(codec, body, limit)
-            if media == PROTOBUF:
-                batch = decode.decode_protobuf(signal, body)
-            else:
-                batch = decode.decode_json(signal, body)
+            batch = self.receiver.decode(signal, body, media == JSON, "http")
         except compression.TooLarge:
             await _fail(send, media, _too_large(limit), headers)
             return
@@ -184,7 +217,7 @@ class OTLPHTTPApp:
         if self.include_metadata:
             batch.context.update(_metadata(scope))
         try:
-            partial = await self.receiver.export(signal, batch, "http")
+            partial = await self.receiver.export(signal, batch, "http", principal, len(body))
         except status.Failure as failure:
             await _fail(send, media, failure, headers)
             return
@@ -325,7 +358,9 @@ class HTTPServer:
             ssl_context = make_ssl_context(cfg.tls)
         config = uvicorn.Config(
             self.app,
-            http="httptools",
+            http=guarded_protocol(
+                cfg.read_header_timeout, cfg.read_timeout, cfg.max_header_bytes, cfg.max_connections
+            ),
             lifespan="off",
             ws="none",
             log_config=None,
