@@ -174,10 +174,20 @@ _KEYWORDS = {"and", "or", "not", "where", "true", "false", "nil"}
 _COMPARE = {"==", "!=", "<", "<=", ">", ">="}
 
 
+# deeper nesting is refused: the parser recurses per level (and no real statement nests so far)
+MAX_DEPTH = 64
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self.tokens = tokenize(text)
         self.i = 0
+        self.depth = 0
+
+    def _enter(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _SyntaxError(self.tok.pos, f"expression nested deeper than {MAX_DEPTH} levels")
 
     @property
     def tok(self) -> Token:
@@ -230,12 +240,16 @@ class _Parser:
     # --- boolean expressions
 
     def bool_expr(self) -> Node:
-        pos = self.tok.pos
-        items = [self.bool_term()]
-        while self.is_word("or"):
-            self.advance()
-            items.append(self.bool_term())
-        return items[0] if len(items) == 1 else Or(pos, items)
+        self._enter()
+        try:
+            pos = self.tok.pos
+            items = [self.bool_term()]
+            while self.is_word("or"):
+                self.advance()
+                items.append(self.bool_term())
+            return items[0] if len(items) == 1 else Or(pos, items)
+        finally:
+            self.depth -= 1
 
     def bool_term(self) -> Node:
         pos = self.tok.pos
@@ -248,7 +262,11 @@ class _Parser:
     def bool_factor(self) -> Node:
         if self.is_word("not"):
             pos = self.advance().pos
-            return Not(pos, self.bool_factor())
+            self._enter()
+            try:
+                return Not(pos, self.bool_factor())
+            finally:
+                self.depth -= 1
         if self.is_op("("):
             # either a parenthesised boolean expression or the start of a math expression
             start = self.i
@@ -277,7 +295,11 @@ class _Parser:
     # --- values
 
     def value(self) -> Node:
-        return self.math_expr()
+        self._enter()
+        try:
+            return self.math_expr()
+        finally:
+            self.depth -= 1
 
     def math_expr(self) -> Node:
         left = self.math_term()
@@ -300,7 +322,7 @@ class _Parser:
             return Literal(tok.pos, tok.value)
         if self.is_op("("):
             self.advance()
-            inner = self.math_expr()
+            inner = self.value()
             self.expect_op(")")
             return inner
         if self.is_op("["):
