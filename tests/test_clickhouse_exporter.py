@@ -938,7 +938,7 @@ async def _scenario(store: str) -> dict[str, Any]:
         ("unknown_table", "no_such_table", bad_type),
     ):
         try:
-            await exporter._insert(exporter.conn, table, rows)
+            await exporter._insert(exporter.conn, exporter.database, table, rows)
             errors[name] = "accepted"
         except Exception as exc:
             errors[name] = type(classify(exc, "insert")).__name__

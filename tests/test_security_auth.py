@@ -386,6 +386,39 @@ def test_tenant_attribute_is_stored(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert rows == [{"tenant": "acme", "n": "3"}] or rows == [{"tenant": "acme", "n": 3}]
 
 
+def test_each_tenant_has_its_own_clickhouse_database(tmp_path: Path) -> None:
+    """clickhouse `tenant_database`: an authenticated tenant's data goes to its own database
+    (created on first use); data with no tenant goes to the exporter's database."""
+    config = base_config(tmp_path)
+    http = config["receivers"]["otlp"]["protocols"]["http"]
+    http["auth"] = {"authenticator": "bearertokenauth"}
+    config["extensions"]["bearertokenauth"] = {
+        "clients": [
+            {"token": "acme-token", "roles": ["writer"], "tenant": "acme"},
+            {"token": "globex-token", "roles": ["writer"], "tenant": "glo-bex"},
+            {"token": "shared-token", "roles": ["writer"]},
+        ],
+        "authorization": {"roles": {"writer": {}}},
+    }
+    config["service"]["extensions"].append("bearertokenauth")
+    config["exporters"]["clickhouse"]["tenant_database"] = "otel_{tenant}"
+    collector = Collector(tmp_path, config).start()
+    try:
+        url = f"http://{http['endpoint']}/v1/traces"
+        for token, spans in (("acme-token", 3), ("globex-token", 2), ("shared-token", 1)):
+            headers = {**PB, "authorization": f"Bearer {token}"}
+            assert httpx.post(url, content=traces(spans), headers=headers).status_code == 200
+    finally:
+        assert collector.stop() == 0
+    rows = query_store(
+        tmp_path / "store",
+        "SELECT 'acme' AS db, count() AS n FROM otel_acme.otel_traces UNION ALL "
+        "SELECT 'glo_bex', count() FROM otel_glo_bex.otel_traces UNION ALL "
+        "SELECT 'otel', count() FROM otel.otel_traces",
+    )
+    assert {r["db"]: int(r["n"]) for r in rows} == {"acme": 3, "glo_bex": 2, "otel": 1}
+
+
 def test_readme_security_example_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     import re
 

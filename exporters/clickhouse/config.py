@@ -288,6 +288,10 @@ class ClickHouseConfig(ExporterConfig):
     # the Collector's before v0.165 — v0.165 changed it to `default`)
     database: str | None = None
     database_engine: EngineSettings = Field(default_factory=EngineSettings)
+    # AIRIS addition: data of an authenticated tenant (see the auth extensions' authorization)
+    # goes to this database, `{tenant}` replaced by the tenant's name (letters, digits and _
+    # kept, anything else as _); data with no tenant goes to `database`. Empty: off.
+    tenant_database: str = ""
     tls: TLSClientSettings = Field(default_factory=TLSClientSettings)
     connection_params: dict[str, str] = Field(default_factory=dict)
     logs_table_name: str = "otel_logs"
@@ -386,6 +390,13 @@ class ClickHouseConfig(ExporterConfig):
         if "async_insert" not in settings and self._endpoint.kind == "http":
             settings["async_insert"] = "1" if self.async_insert else "0"
         return settings
+
+    @field_validator("tenant_database")
+    @classmethod
+    def _tenant_placeholder(cls, value: str) -> str:
+        if value and "{tenant}" not in value:
+            raise ValueError("must contain {tenant}, e.g. otel_{tenant}")
+        return value
 
     def database_name(self) -> str:
         """The config's database, else the endpoint's, else `otel`."""

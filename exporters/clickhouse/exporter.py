@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import OrderedDict
 
 import pyarrow as pa
@@ -31,6 +32,7 @@ log = logging.getLogger("airis.exporter.clickhouse")
 
 # batches with some tables already inserted, so a retry does not insert those again
 _PROGRESS_LIMIT = 256
+_NOT_IN_NAME = re.compile(r"[^A-Za-z0-9_]")
 
 
 class ClickHouseExporter(Exporter):
@@ -44,6 +46,8 @@ class ClickHouseExporter(Exporter):
         self.logs_event_name = True
         self._progress: OrderedDict[int, tuple[Batch, set[str]]] = OrderedDict()
         self.query_server: QueryServer | None = None
+        # tenant databases whose schema exists (tenant_database)
+        self._tenant_databases: dict[str, asyncio.Future[None]] = {}
 
     # --- lifecycle -----------------------------------------------------------------------
     async def start(self, host: Host) -> None:
@@ -115,18 +119,19 @@ class ClickHouseExporter(Exporter):
             tables = await asyncio.to_thread(self.tables_for, batch)
         except Exception as exc:
             raise PermanentError(f"converting {batch.signal} for ClickHouse failed: {exc}") from exc
+        database = await self._database_for(conn, batch)
         key = id(batch)
         entry = self._progress.get(key)
         done = entry[1] if entry is not None and entry[0] is batch else set()
         pending = {name: rows for name, rows in tables.items() if name not in done}
         results = await asyncio.gather(
-            *(self._insert(conn, name, rows) for name, rows in pending.items()),
+            *(self._insert(conn, database, name, rows) for name, rows in pending.items()),
             return_exceptions=True,
         )
         failures = []
         for name, result in zip(pending, results, strict=True):
             if isinstance(result, BaseException):
-                failures.append(classify(result, f"insert into {self.database}.{name}"))
+                failures.append(classify(result, f"insert into {database}.{name}"))
             else:
                 done.add(name)
         if not failures:
@@ -142,7 +147,33 @@ class ClickHouseExporter(Exporter):
             self._progress.popitem(last=False)
         raise retryable[0]
 
-    async def _insert(self, conn: Connection, table: str, rows: pa.Table) -> None:
+    async def _database_for(self, conn: Connection, batch: Batch) -> str:
+        """The batch's database: its tenant's (`tenant_database`, schema created on first
+        use when `create_schema` is on) or the exporter's."""
+        tenant = batch.context.get("tenant") if self.config.tenant_database else None
+        if not tenant:
+            return self.database
+        database = self.config.tenant_database.replace(
+            "{tenant}", _NOT_IN_NAME.sub("_", str(tenant))
+        )
+        if self.config.create_schema:
+            ready = self._tenant_databases.get(database)
+            if ready is None or (ready.done() and ready.exception() is not None):
+                ready = asyncio.ensure_future(self._create_tenant_schema(conn, database))
+                self._tenant_databases[database] = ready
+            try:
+                await asyncio.shield(ready)
+            except Exception as exc:
+                raise classify(exc, f"creating the schema of {database}") from exc
+        return database
+
+    async def _create_tenant_schema(self, conn: Connection, database: str) -> None:
+        schema = Schema(self.config.model_copy(update={"database": database}))
+        for statement in schema.ddl(self.signals, conn.server_version):
+            await conn.call(conn.client.command, statement)
+        log.info("Created a tenant's database", extra={"exporter": self.id, "database": database})
+
+    async def _insert(self, conn: Connection, database: str, table: str, rows: pa.Table) -> None:
         # pre-quoted: clickhouse-connect leaves names containing a dot unquoted
-        qualified = f"{ident(self.database)}.{ident(table)}"
+        qualified = f"{ident(database)}.{ident(table)}"
         await conn.call(conn.client.insert_arrow, qualified, rows)
