@@ -7,7 +7,7 @@ CONFIG ?= config/collector.yaml
 .PHONY: run test bench lint peers clean
 
 # Reinstall when the project's dependencies change.
-$(VENV)/.installed: pyproject.toml setup.py otlp/_wire.c
+$(VENV)/.installed: pyproject.toml setup.py otlp/_wire.c otlp/_encode.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'

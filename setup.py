@@ -1,7 +1,8 @@
-"""Builds the compiled OTLP wire decoder (otlp/_wire.c); all other metadata is in pyproject.toml.
+"""Builds the compiled OTLP wire decoder (otlp/_wire.c) and encoder (otlp/_encode.c); all other
+metadata is in pyproject.toml.
 
-The source's hash is compiled in so that a test can tell a stale build (an editable install made
-before the last change to _wire.c) from the current source.
+The sources' hashes are compiled in so that tests can tell a stale build (an editable install
+made before the last change to the C file) from the current source.
 """
 
 import hashlib
@@ -11,6 +12,7 @@ from setuptools import Extension, setup
 
 SOURCE = "otlp/_wire.c"
 SOURCE_HASH = hashlib.sha256(Path(__file__).with_name("otlp").joinpath("_wire.c").read_bytes())
+ENCODE_HASH = hashlib.sha256(Path(__file__).with_name("otlp").joinpath("_encode.c").read_bytes())
 
 setup(
     ext_modules=[
@@ -19,6 +21,13 @@ setup(
             [SOURCE],
             define_macros=[("WIRE_SOURCE_HASH", f'"{SOURCE_HASH.hexdigest()[:16]}"')],
             extra_compile_args=["-O2"],
-        )
+        ),
+        # the compiled encoder (otlp/encode_fast.py falls back to otlp/encode.py without it)
+        Extension(
+            "otlp._encode",
+            ["otlp/_encode.c"],
+            define_macros=[("ENCODE_SOURCE_HASH", f'"{ENCODE_HASH.hexdigest()[:16]}"')],
+            extra_compile_args=["-O2"],
+        ),
     ]
 )

@@ -10,6 +10,10 @@ buckets, a KeyValue's value) is written only when it has content, so encode(deco
 for requests that follow that convention, and decode(encode(b)) == b for every batch.
 Resources and scopes without records are kept; records are grouped under their scope and
 scopes under their resource in table order.
+
+``encode_protobuf`` takes the compiled encoder (``otlp.encode_fast``, otlp/_encode.c) when it
+is built; it writes the same bytes ~20x faster. The Python code below is its specification
+and the fallback (``encode_protobuf_python``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import pyarrow.compute as pc
 from google.protobuf.message import Message
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
-from otlp import shadow
+from otlp import encode_fast, shadow
 from otlp.anyvalue import keyvalues_to_bytes, values_to_bytes
 from otlp.batch import (
     LOGS_SIGNAL,
@@ -38,6 +42,13 @@ from otlp.batch import (
 
 def encode_protobuf(batch: Batch) -> bytes:
     """The batch as a serialized Export{Trace,Metrics,Logs}ServiceRequest."""
+    fast = encode_fast.encode_protobuf(batch)
+    return fast if fast is not None else encode_protobuf_python(batch)
+
+
+def encode_protobuf_python(batch: Batch) -> bytes:
+    """The Python encoder: the specification of the compiled one (otlp/_encode.c, byte for
+    byte) and its fallback when it is not built or declines a batch."""
     return _ENCODERS[batch.signal](batch).SerializeToString()
 
 
