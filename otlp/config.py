@@ -202,7 +202,9 @@ def format_validation_error(prefix: str, exc: ValidationError) -> str:
         elif err["type"] == "missing":
             msg = "required key is missing"
         given = err.get("input")
-        if err["type"] not in ("extra_forbidden", "missing") and given is not None:
+        # a whole section as "the value" (a model-level check) is noise, not a hint
+        quotable = given is not None and not isinstance(given, dict | list)
+        if err["type"] not in ("extra_forbidden", "missing") and quotable:
             # the offending value is quoted, unless it is (or holds) a secret
             key = next((p for p in reversed(err["loc"]) if isinstance(p, str)), "")
             shown = secrets.MASK if secrets.is_secret_key(key) else secrets.mask_config(given)
