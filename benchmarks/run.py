@@ -29,7 +29,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from benchmarks import floor, procstat, profiling, report
+from benchmarks import floor, processor_chain, procstat, profiling, report
 from benchmarks.measure import QUICK, Meter, Settings
 from benchmarks.payloads import make_templates
 from benchmarks.scenarios import BY_KEY, SCENARIOS, Scenario, Variant, variants
@@ -189,6 +189,11 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"profile AIRIS with py-spy in scenarios {', '.join(PROFILED)}",
     )
     p.add_argument("--profile-seconds", type=float, default=8.0)
+    p.add_argument(
+        "--no-chain",
+        action="store_true",
+        help="skip the processor chain scenario (filter + redaction + probabilistic sampling)",
+    )
     p.add_argument("--step", type=float, help="seconds per ramp step")
     p.add_argument("--window", type=float, help="seconds of the fixed-rate window")
     p.add_argument("--out", type=Path, default=RESULTS, help="where latest.md/.json go")
@@ -222,6 +227,10 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             _log(f"floor: {sig}")
             floors.append(floor.measure(sig, settings.batch, settings.floor_s))
 
+    chain = None
+    if not args.no_chain and any(s.signal == "traces" for s in selected):
+        _log("processor chain: filter + redaction + probabilistic_sampler")
+        chain = processor_chain.measure(settings.batch, settings.floor_s)
     binary = None if args.no_otelcol else otelcol_binary()
     work = Path(tempfile.mkdtemp(prefix="airis-bench-"))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -259,6 +268,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "settings": vars(settings),
         "elapsed_s": round(time.monotonic() - began, 1),
         "floors": floors,
+        "processor_chain": chain,
         "scenarios": [
             {
                 "key": s.key,
@@ -303,6 +313,8 @@ def markdown(result: dict[str, Any], quick: bool) -> str:
         "",
         report.NOTES.format(batch=result["settings"]["batch"]),
     ]
+    if result.get("processor_chain"):
+        parts += ["", processor_chain.to_markdown(result["processor_chain"])]
     for s, _, vs in result["_done"]:
         for v in vs:
             if "profile" in v.results:

@@ -16,8 +16,13 @@ COMPONENT_MODULES = (
     "processors.transform",
     "processors.attributes",
     "processors.resource",
+    "processors.rules",
+    "processors.tail_sampling",
+    "processors.probabilistic_sampler",
+    "processors.redaction",
     "exporters.clickhouse",
     "exporters.debug",
+    "exporters.elasticsearch",
     "exporters.nop",
     "exporters.otlp",
     "exporters.otlp.alias",
@@ -25,8 +30,11 @@ COMPONENT_MODULES = (
     "exporters.otlphttp.alias",
     "exporters.loadbalancing",
     "exporters.loadbalancing.alias",
+    "exporters.jaeger",
     "extensions.health_check",
     "extensions.file_storage",
+    "extensions.bearertokenauth",
+    "extensions.oidc",
 )
 
 
