@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from otlp.batch import V_ARRAY, V_BYTES, V_KVLIST, V_STRING, Batch
+from otlp.batch import V_ARRAY, V_KVLIST, V_STRING, Batch
 from otlp.component import ComponentConfig
 from otlp.errors import InvalidRequestError
 
@@ -107,11 +107,12 @@ def _attribute_lists(batch: Batch) -> Iterator[pa.Array]:
 
 
 def _longest(strings: pa.Array) -> int:
-    """The longest entry of a string/binary array, in bytes, from its offsets alone."""
+    """The longest entry of a string/binary (or list) array, in bytes (entries), from its
+    offsets alone."""
     if not len(strings):
         return 0
     offsets = np.frombuffer(strings.buffers()[1], np.int32, len(strings) + 1, strings.offset * 4)
-    return int(np.diff(offsets).max())
+    return int((offsets[1:] - offsets[:-1]).max())
 
 
 class Limiter:
@@ -143,7 +144,7 @@ class Limiter:
         for lists in _attribute_lists(batch):
             values = _items(lists)
             if check_count and len(values) > cfg.max_attributes:
-                longest = pc.max(pc.list_value_length(lists)).as_py() or 0
+                longest = _longest(lists)  # a list array's offsets work the same way
                 if longest > cfg.max_attributes:
                     raise LimitExceeded("max_attributes", cfg.max_attributes, longest)
             if len(values):
@@ -166,18 +167,18 @@ class Limiter:
                 raise LimitExceeded(
                     "max_attribute_key_length", cfg.max_attribute_key_length, longest
                 )
-        types = values.field("type").to_numpy(zero_copy_only=False)
         if check_values:
-            for kind, child in ((V_STRING, "str"), (V_BYTES, "bytes")):
-                rows = np.flatnonzero(types == kind)
-                if len(rows):
-                    lengths = pc.binary_length(values.field(child).take(rows))
-                    longest = pc.max(lengths).as_py() or 0
-                    if longest > cfg.max_attribute_value_length:
-                        raise LimitExceeded(
-                            "max_attribute_value_length", cfg.max_attribute_value_length, longest
-                        )
-        if cfg.max_attribute_depth:
+            # from the offsets: a value of another kind is null there, i.e. zero long (bytes
+            # also holds the encoded arrays and kvlists, whose size counts as their length)
+            longest = max(_longest(values.field("str")), _longest(raw))
+            if longest > cfg.max_attribute_value_length:
+                raise LimitExceeded(
+                    "max_attribute_value_length", cfg.max_attribute_value_length, longest
+                )
+        # each level of nesting takes at least 4 encoded bytes (a field tag and a length for
+        # the AnyValue's array/kvlist, the same for its entry): shorter values are shallow
+        if cfg.max_attribute_depth and _longest(raw) >= 4 * (cfg.max_attribute_depth - 1):
+            types = values.field("type").to_numpy(zero_copy_only=False)
             # arrays and kvlists are rare: usually no row is walked
             rows = np.flatnonzero((types == V_ARRAY) | (types == V_KVLIST))
             if len(rows):

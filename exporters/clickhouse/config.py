@@ -38,6 +38,8 @@ from otlp.component import ComponentConfig
 from otlp.confmodels import Duration, ExporterConfig, parse_duration
 
 DEFAULT_DATABASE = "default"
+# the default `timeout` of chdb:// endpoints (the Collector's 5 s stays for servers)
+EMBEDDED_TIMEOUT = 30.0
 OTEL_DATABASE = "otel"
 _NETWORK_SCHEMES = ("http", "https", "tcp", "clickhouse")
 # native protocol port -> HTTP interface port of the same server
@@ -372,6 +374,11 @@ class ClickHouseConfig(ExporterConfig):
             table = getattr(tables, kind)
             if not table.name:
                 table.name = f"{base}_{kind}"
+        if self._endpoint.kind == "chdb" and "timeout" not in self.model_fields_set:
+            # the embedded engine shares the collector's cores: under load an insert (grouped,
+            # see coalesce.py) can outlast 5 s, and a timed-out insert that then succeeds is
+            # inserted again by the retry
+            self.timeout = EMBEDDED_TIMEOUT
         return self
 
     # --- derived values ---------------------------------------------------------------

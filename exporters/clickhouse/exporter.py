@@ -20,6 +20,7 @@ from exporters.clickhouse.client import (
     close_connection,
     open_connection,
 )
+from exporters.clickhouse.coalesce import InsertCoalescer
 from exporters.clickhouse.config import ClickHouseConfig
 from exporters.clickhouse.convert import logs_table, metric_tables, traces_table
 from exporters.clickhouse.query_endpoint import QueryServer, serve_queries
@@ -48,6 +49,8 @@ class ClickHouseExporter(Exporter):
         self.query_server: QueryServer | None = None
         # tenant databases whose schema exists (tenant_database)
         self._tenant_databases: dict[str, asyncio.Future[None]] = {}
+        # the embedded engine inserts one at a time: group what waits (see coalesce.py)
+        self.coalescer = InsertCoalescer(self._insert) if config.target.kind == "chdb" else None
 
     # --- lifecycle -----------------------------------------------------------------------
     async def start(self, host: Host) -> None:
@@ -91,6 +94,8 @@ class ClickHouseExporter(Exporter):
             self.logs_event_name = False
 
     async def shutdown(self) -> None:
+        if self.coalescer is not None:
+            await self.coalescer.close()
         server, self.query_server = self.query_server, None
         if server is not None:
             await server.stop()
@@ -124,8 +129,9 @@ class ClickHouseExporter(Exporter):
         entry = self._progress.get(key)
         done = entry[1] if entry is not None and entry[0] is batch else set()
         pending = {name: rows for name, rows in tables.items() if name not in done}
+        insert = self.coalescer.insert if self.coalescer is not None else self._insert
         results = await asyncio.gather(
-            *(self._insert(conn, database, name, rows) for name, rows in pending.items()),
+            *(insert(database, name, rows) for name, rows in pending.items()),
             return_exceptions=True,
         )
         failures = []
@@ -173,7 +179,10 @@ class ClickHouseExporter(Exporter):
             await conn.call(conn.client.command, statement)
         log.info("Created a tenant's database", extra={"exporter": self.id, "database": database})
 
-    async def _insert(self, conn: Connection, database: str, table: str, rows: pa.Table) -> None:
+    async def _insert(self, database: str, table: str, rows: pa.Table) -> None:
+        conn = self.conn
+        if conn is None:
+            raise RetryableError(f"exporter {self.id} is not started")
         # pre-quoted: clickhouse-connect leaves names containing a dot unquoted
         qualified = f"{ident(database)}.{ident(table)}"
         await conn.call(conn.client.insert_arrow, qualified, rows)
