@@ -203,7 +203,28 @@ typedef struct {
 
 #define VALUE_ROWS(values) ROWS((values).type, 1)
 
-static inline int attrs_close(Attrs *a) { return off_push(&a->lists, VALUE_ROWS(a->v)); }
+/* The largest sizes of the last request, read by the receiver's limits (otlp/limits.py) so
+ * that it need not scan the columns again: _wire.last_sizes() */
+static struct {
+    uint64_t list;   /* attributes in one list */
+    uint64_t key;    /* bytes of an attribute key */
+    uint64_t value;  /* bytes of a value (string, bytes, an array's or kvlist's encoding/JSON) */
+    uint64_t nested; /* bytes of an array's or kvlist's encoding */
+} sizes;
+
+#define GROW(field, n)                                                                        \
+    do {                                                                                      \
+        uint64_t n_ = (uint64_t)(n);                                                          \
+        if (n_ > sizes.field) sizes.field = n_;                                               \
+    } while (0)
+
+static inline int attrs_close(Attrs *a)
+{
+    int64_t rows = VALUE_ROWS(a->v);
+    int64_t start = a->lists.off.n ? ((const int32_t *)a->lists.off.p)[a->lists.off.n / 4 - 1] : 0;
+    GROW(list, rows - start);
+    return off_push(&a->lists, rows);
+}
 
 /* ---------------------------------------------------------------------------------------
  * All columns of one request (zeroed on allocation)
@@ -881,6 +902,7 @@ static int parse_anyvalue(Bytes s, AnyValue *av)
 
 static int emit_value(Dec *d, Values *v, const AnyValue *av)
 {
+    size_t str_mark = v->str.data.n, bin_mark = v->bin.data.n;
     TRY(col_i8(&v->type, (int8_t)av->type));
     if (av->type == V_STRING) {
         TRY(buf_put(&v->str.data, av->s.p, av->s.n));
@@ -901,6 +923,9 @@ static int emit_value(Dec *d, Values *v, const AnyValue *av)
         TRY(buf_put(&v->bin.data, av->s.p, av->s.n));
     else if (av->type == V_ARRAY || av->type == V_KVLIST)
         TRY(buf_put(&v->bin.data, av->raw.p, av->raw.n));
+    GROW(value, v->str.data.n - str_mark);
+    GROW(value, v->bin.data.n - bin_mark);
+    if (av->type == V_ARRAY || av->type == V_KVLIST) GROW(nested, av->raw.n);
     return col_end(&v->bin);
 }
 
@@ -937,6 +962,7 @@ static int parse_keyvalue(Dec *d, Attrs *a, Bytes s, ServiceName *svc)
     }
     AnyValue av;
     TRY(parse_anyvalue(value, &av));
+    GROW(key, key.n);
     TRY(col_bytes(&a->key, key));
     TRY(emit_value(d, &a->v, &av));
     /* the first KeyValue whose bytes hold the canonical key wins (pcommon Map.Get) */
@@ -2276,6 +2302,7 @@ static PyObject *decode(PyObject *args, int signal)
 
     static const RecordParser parsers[] = {parse_span, parse_log, parse_metric};
     Dec d = {.c = c};
+    memset(&sizes, 0, sizeof sizes);
     Bytes body = {view.len ? view.buf : EMPTY, (size_t)view.len};
     int rc = parse_request(&d, body, parsers[signal]);
     PyBuffer_Release(&view);
@@ -2364,6 +2391,12 @@ static PyObject *decode_metrics(PyObject *self, PyObject *args)
 }
 
 /* Where the last deferred request was given up on: a line of this file (0: none yet). */
+static PyObject *last_sizes(PyObject *self, PyObject *unused)
+{
+    return Py_BuildValue("(KKKK)", (unsigned long long)sizes.list, (unsigned long long)sizes.key,
+                         (unsigned long long)sizes.value, (unsigned long long)sizes.nested);
+}
+
 static PyObject *last_deferral(PyObject *self, PyObject *unused)
 {
     return PyLong_FromLong(deferral_line);
@@ -2396,6 +2429,9 @@ static PyMethodDef methods[] = {
      "ExportMetricsServiceRequest bytes -> (resources, scopes, metrics, gauge, sum, histogram, "
      "exponential_histogram, summary) capsules, or None."},
     {"address", address, METH_O, "The ArrowArray address held by a decode_* capsule."},
+    {"last_sizes", last_sizes, METH_NOARGS,
+     "(attributes in the longest list, longest key, longest value, longest array/kvlist "
+     "encoding) of the last request decoded, in bytes where not a count."},
     {"last_deferral", last_deferral, METH_NOARGS,
      "The line of _wire.c that last returned None (why a request took the Python decoder)."},
     {"go_float", py_go_float, METH_O, "A float as Go's encoding/json writes it (test hook)."},

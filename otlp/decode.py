@@ -91,15 +91,31 @@ _WIRE: Final[dict[str, Callable[[bytes], tuple[Any, ...] | None]]] = (
 )
 
 
+# what the compiled decoder measured in the last request it took (see wire_sizes)
+_last_sizes: tuple[int, int, int, int] | None = None
+
+
 def decode_protobuf(signal: str, body: bytes) -> Batch:
     """Decode an Export{Trace,Metrics,Logs}ServiceRequest from its protobuf bytes."""
+    global _last_sizes
     if signal not in shadow.REQUEST:
         raise ValueError(f"unknown signal {signal!r}")
+    _last_sizes = None
     if COMPILED:
         arrays = _WIRE[signal](body)
         if arrays is not None:
-            return _from_wire(signal, arrays)
+            batch = _from_wire(signal, arrays)
+            _last_sizes = _wire.last_sizes()  # type: ignore[union-attr]
+            return batch
     return decode_protobuf_python(signal, body)
+
+
+def wire_sizes() -> tuple[int, int, int, int] | None:
+    """For the request just decoded (call it right after, with no await between): the most
+    attributes in one list, the longest key, the longest value and the longest array/kvlist
+    encoding, in bytes, as the compiled decoder saw them; None when it did not take the
+    request. Saves the receiver's limits a scan of every attribute column."""
+    return _last_sizes
 
 
 def decode_protobuf_python(signal: str, body: bytes) -> Batch:

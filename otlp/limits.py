@@ -119,13 +119,21 @@ class Limiter:
     def __init__(self, config: LimitsConfig) -> None:
         self.config = config
 
-    def apply(self, batch: Batch, body_size: int | None = None) -> Truncations:
+    def apply(
+        self,
+        batch: Batch,
+        body_size: int | None = None,
+        sizes: tuple[int, int, int, int] | None = None,
+    ) -> Truncations:
         """Truncate (in place on the batch) then check the hard limits; raises LimitExceeded.
 
         body_size (the request as decoded, protobuf or JSON) bounds what it can hold: no
         string is longer, no list has more than body_size / 2 entries. Checks the body cannot
         fail are skipped, which with the default limits is all but the item count and the
-        depth of the (rare) nested values for any request under 1 MiB."""
+        depth of the (rare) nested values for any request under 1 MiB.
+
+        sizes (decode.wire_sizes()) are the request's largest list, key, value and nested
+        value as the compiled decoder measured them: with them, no column is scanned."""
         cfg = self.config
         done = Truncations()
         items = batch.item_count()
@@ -141,6 +149,19 @@ class Limiter:
         )
         if not (check_count or check_keys or check_values or cfg.max_attribute_depth):
             return done
+        truncating = cfg.attribute_count_limit or cfg.attribute_value_length_limit
+        if sizes is not None and not truncating:  # truncation changed what was measured
+            most, key, value, nested = sizes
+            for limit, checked, found in (
+                ("max_attributes", check_count, most),
+                ("max_attribute_key_length", check_keys, key),
+                ("max_attribute_value_length", check_values, value),
+            ):
+                if checked and found > getattr(cfg, limit):
+                    raise LimitExceeded(limit, getattr(cfg, limit), found)
+            if not cfg.max_attribute_depth or nested < 4 * (cfg.max_attribute_depth - 1):
+                return done
+            check_count = check_keys = check_values = False  # only the depth is left to see
         for lists in _attribute_lists(batch):
             values = _items(lists)
             if check_count and len(values) > cfg.max_attributes:

@@ -367,3 +367,38 @@ async def test_invalid_utf8_can_be_replaced() -> None:
         # a request broken in other ways is still refused
         assert (await _post(r, bad_pb[:-3])).status_code == 400
         await _still_serving(r)
+
+
+@pytest.mark.parametrize("signal", ["traces", "logs", "metrics"])
+def test_compiled_decoder_sizes_match_a_scan_of_the_columns(signal: str) -> None:
+    """The receiver checks limits with what the compiled decoder measured (no column scan):
+    it must agree with the scan, and refuse the same requests for the same reason."""
+    from benchmarks.payloads import make_templates
+    from otlp.limits import LimitExceeded, Limiter, _attribute_lists, _items, _longest
+
+    body = make_templates(signal, 64)[0].render(7)
+    batch = decode.decode_protobuf(signal, body)
+    sizes = decode.wire_sizes()
+    assert sizes is not None
+    lists = [_items(lists) for lists in _attribute_lists(batch)]
+    values = [v for v in lists if len(v)]
+    if signal == "logs":
+        values.append(batch.tables["logs"].column("body").combine_chunks())
+    scanned = (
+        max(_longest(lists) for lists in _attribute_lists(batch)),
+        max(_longest(v.field("key")) for v in values if "key" in v.type.names),
+        max(max(_longest(v.field("str")), _longest(v.field("bytes"))) for v in values),
+    )
+    assert sizes[:3] == scanned
+    for limit, found in zip(
+        ("max_attributes", "max_attribute_key_length", "max_attribute_value_length"),
+        scanned,
+        strict=True,
+    ):
+        tight = Limiter(LimitsConfig.model_validate({limit: found - 1}))
+        reasons = []
+        for measured in (sizes, None):
+            with pytest.raises(LimitExceeded) as refused:
+                tight.apply(decode.decode_protobuf(signal, body), len(body), measured)
+            reasons.append(str(refused.value))
+        assert reasons[0] == reasons[1] and limit in reasons[0]

@@ -94,6 +94,7 @@ class OTLPReceiver(Receiver):
         # (signal, transport) → (accepted, refused) counters, resolved once
         self._counters: dict[tuple[str, str], tuple[Counter, Counter]] = {}
         self.limiter = Limiter(config.limits)
+        self._decoded: tuple[Batch | None, tuple[int, int, int, int] | None] = (None, None)
         # transport → the authenticator extension, resolved at start
         self.authenticators: dict[str, ServerAuthenticator] = {}
         self.security = security_counters(settings.telemetry)
@@ -183,7 +184,9 @@ class OTLPReceiver(Receiver):
         any reason is retried once with its invalid UTF-8 replaced (counted when that works)."""
         decoder = codec.decode_json if json else codec.decode_protobuf
         try:
-            return decoder(signal, body)
+            batch = decoder(signal, body)
+            self._decoded = (batch, codec.wire_sizes())
+            return batch
         except InvalidRequestError:
             if self.config.limits.invalid_utf8 != "replace":
                 raise
@@ -211,8 +214,11 @@ class OTLPReceiver(Receiver):
     ) -> None:
         """After decoding: limits and truncation, then the principal's tenant rules.
         Raises status.Failure (400 naming the limit, or 403)."""
+        # the decoder's measurements, when this batch is the one it just produced
+        decoded, sizes = self._decoded
+        self._decoded = (None, None)
         try:
-            done = self.limiter.apply(batch, body_size)
+            done = self.limiter.apply(batch, body_size, sizes if decoded is batch else None)
         except LimitExceeded as exc:
             self.security.limit_refused.labels(self.id, transport, exc.limit).inc()
             self._counters[(batch.signal, transport)][1].inc(batch.item_count())
