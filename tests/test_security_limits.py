@@ -374,7 +374,7 @@ def test_compiled_decoder_sizes_match_a_scan_of_the_columns(signal: str) -> None
     """The receiver checks limits with what the compiled decoder measured (no column scan):
     it must agree with the scan, and refuse the same requests for the same reason."""
     from benchmarks.payloads import make_templates
-    from otlp.limits import LimitExceeded, Limiter, _attribute_lists, _items, _longest
+    from otlp.limits import Limiter, LimitExceeded, _attribute_lists, _items, _longest
 
     body = make_templates(signal, 64)[0].render(7)
     batch = decode.decode_protobuf(signal, body)
