@@ -39,12 +39,6 @@ def _set_index(table: pa.Table, name: str, values: np.ndarray) -> pa.Table:
     )
 
 
-def _shift(table: pa.Table, name: str, offset: int) -> pa.Table:
-    if offset == 0:
-        return table
-    return _set_index(table, name, _index(table, name) + offset)
-
-
 def concat(batches: Sequence[Batch]) -> Batch:
     """One batch holding the records of all ``batches`` (same signal, same context)."""
     if not batches:
@@ -58,29 +52,38 @@ def concat(batches: Sequence[Batch]) -> Batch:
             raise ValueError(f"cannot concat {batch.signal} with {first.signal} batches")
         if context_key(batch) != key:
             raise ValueError("cannot concat batches with different contexts (see context_key)")
-    resources, scopes = [], []
-    tables: dict[str, list[pa.Table]] = {name: [] for name in first.tables}
-    n_resources = n_scopes = n_metrics = 0
-    for batch in batches:
-        resources.append(batch.resources)
-        scopes.append(_shift(batch.scopes, "resource_index", n_resources))
-        for name, table in batch.tables.items():
-            if name in POINT_TABLES:
-                table = _shift(table, "metric_index", n_metrics)
-            else:
-                table = _shift(table, "scope_index", n_scopes)
-            tables[name].append(table)
-        n_resources += batch.resources.num_rows
-        n_scopes += batch.scopes.num_rows
-        if first.signal == METRICS_SIGNAL:
-            n_metrics += batch.tables["metrics"].num_rows
+    # where each batch's resources, scopes and metrics start in the result
+    starts = {"resource_index": [0], "scope_index": [0], "metric_index": [0]}
+    for batch in batches[:-1]:
+        starts["resource_index"].append(starts["resource_index"][-1] + batch.resources.num_rows)
+        starts["scope_index"].append(starts["scope_index"][-1] + batch.scopes.num_rows)
+        metrics = batch.tables["metrics"].num_rows if first.signal == METRICS_SIGNAL else 0
+        starts["metric_index"].append(starts["metric_index"][-1] + metrics)
+    tables = {
+        name: _concat_shifted(
+            [b.tables[name] for b in batches],
+            "metric_index" if name in POINT_TABLES else "scope_index",
+            starts,
+        )
+        for name in first.tables
+    }
     return Batch(
         signal=first.signal,
-        resources=pa.concat_tables(resources),
-        scopes=pa.concat_tables(scopes),
-        tables={name: pa.concat_tables(parts) for name, parts in tables.items()},
+        resources=pa.concat_tables([b.resources for b in batches]),
+        scopes=_concat_shifted([b.scopes for b in batches], "resource_index", starts),
+        tables=tables,
         context=dict(first.context),
     )
+
+
+def _concat_shifted(parts: list[pa.Table], name: str, starts: dict[str, list[int]]) -> pa.Table:
+    """The parts one after the other, their index column `name` shifted by where the rows it
+    points to start in the result: one numpy add over the whole column, not one per part."""
+    table = pa.concat_tables(parts)
+    offsets = np.repeat(np.asarray(starts[name], np.int64), [p.num_rows for p in parts])
+    if not offsets.any():
+        return table
+    return _set_index(table, name, _index(table, name) + offsets)
 
 
 def _remap(table: pa.Table, name: str, kept: np.ndarray) -> pa.Table:
