@@ -160,7 +160,7 @@ def _from_wire(signal: str, arrays: tuple[Any, ...]) -> Batch:
     tables = [
         empty
         if array is None
-        else pa.Table.from_batches([pa.RecordBatch._import_from_c(address(array), schema)])
+        else pa.Table.from_batches([pa.RecordBatch._import_from_c(address(array), schema)], schema)
         for (schema, empty), array in zip(_WIRE_TABLES[signal], arrays, strict=True)
     ]
     return Batch(
