@@ -164,9 +164,17 @@ def _store_dirs(path: Path) -> list[Path]:
     """The store's directories down to the tables' (store/store/xyz/<uuid>), where inserts
     create their parts; below that live parts, which come and go."""
     found = [path]
-    for d in path.rglob("*"):
-        if d.is_dir() and not d.is_symlink() and len(d.relative_to(path).parts) <= 3:
-            found.append(d)
+    level = [path]
+    for _ in range(3):  # level by level: parts' temporary directories vanish while we look
+        below = []
+        for d in level:
+            try:
+                with os.scandir(d) as entries:
+                    below += [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]
+            except FileNotFoundError:
+                continue
+        found += below
+        level = below
     return found
 
 

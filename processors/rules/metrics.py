@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge
@@ -18,11 +19,13 @@ class RulesMetrics:
     dropped: Counter
 
 
-_BY_REGISTRY: dict[int, RulesMetrics] = {}
+# keyed by the registry object itself: an id() is reused once a registry is gone, which handed
+# a new registry the metrics of a dead one
+_BY_REGISTRY: weakref.WeakKeyDictionary[object, RulesMetrics] = weakref.WeakKeyDictionary()
 
 
 def rules_metrics(telemetry: Telemetry) -> RulesMetrics:
-    key = id(telemetry.registry)
+    key = telemetry.registry
     found = _BY_REGISTRY.get(key)
     if found is None:
         r = telemetry.registry

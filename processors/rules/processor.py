@@ -50,7 +50,9 @@ def shared_engine(component_id: str, config, telemetry: Telemetry) -> Engine:  #
     """One engine per processor id and service (a service has its own Telemetry)."""
     key = (id(telemetry), component_id)
     engine = _ENGINES.get(key)
-    if engine is None:
+    # an id() is reused once its object is gone: an engine left by a service that never shut
+    # down must not be handed to a new one
+    if engine is None or engine.telemetry is not telemetry:
         engine = _ENGINES[key] = Engine(component_id, config, telemetry)
     return engine
 
