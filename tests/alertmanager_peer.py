@@ -6,18 +6,14 @@ fails, never skips."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.harness import free_port
+from tests.harness import free_port, peer_binary
 
-ROOT = Path(__file__).resolve().parent.parent
-BUILD_SCRIPT = ROOT / "tests" / "peers" / "alertmanager.sh"
-VERSION = "0.35.0"
 # a cold build takes about 3 minutes on 2 cores
 BUILD_TIMEOUT_S = 1200
 
@@ -34,16 +30,7 @@ receivers:
 
 
 def alertmanager_binary() -> Path:
-    cache = Path(os.environ.get("AIRIS_CACHE", Path.home() / ".cache" / "airis"))
-    binary = cache / f"alertmanager-{VERSION}" / "alertmanager"
-    if not os.access(binary, os.X_OK):
-        result = subprocess.run(
-            ["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=BUILD_TIMEOUT_S
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"building Alertmanager failed:\n{result.stderr[-4000:]}")
-        binary = Path(result.stdout.strip().splitlines()[-1])
-    return binary
+    return peer_binary("alertmanager.sh", "Alertmanager", BUILD_TIMEOUT_S)
 
 
 class Alertmanager:

@@ -22,6 +22,21 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def peer_binary(script: str, what: str, timeout: float) -> Path:
+    """A real peer's binary, from tests/peers/<script>: cached by version under
+    ~/.cache/airis (the script answers at once then), built first when missing. Raises when
+    the build fails: a test that needs a peer builds it or fails, never skips."""
+    result = subprocess.run(
+        ["bash", str(ROOT / "tests" / "peers" / script)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"building {what} failed:\n{result.stderr[-4000:]}")
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
 _handed_out: set[int] = set()
 
 

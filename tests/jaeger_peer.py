@@ -12,7 +12,6 @@ loopback ports, and reads traces back through that API.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -24,30 +23,14 @@ from typing import Any
 
 import yaml
 
-from tests.harness import free_port
+from tests.harness import free_port, peer_binary
 
-ROOT = Path(__file__).resolve().parent.parent
-BUILD_SCRIPT = ROOT / "tests" / "peers" / "jaeger.sh"
-VERSION = "1.76.0"
 # A cold build takes several minutes on 2 cores; tests that may trigger it allow for that.
 BUILD_TIMEOUT_S = 1800
 
 
 def jaeger_binary() -> Path:
-    """The cached Jaeger binary, built first if it is missing (raises if that fails)."""
-    cache = Path(os.environ.get("AIRIS_CACHE", Path.home() / ".cache" / "airis"))
-    binary = cache / f"jaeger-{VERSION}" / "jaeger"
-    if not os.access(binary, os.X_OK):
-        result = subprocess.run(
-            ["bash", str(BUILD_SCRIPT)],
-            capture_output=True,
-            text=True,
-            timeout=BUILD_TIMEOUT_S,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"building Jaeger failed:\n{result.stderr[-4000:]}")
-        binary = Path(result.stdout.strip().splitlines()[-1])
-    return binary
+    return peer_binary("jaeger.sh", "Jaeger", BUILD_TIMEOUT_S)
 
 
 def jaeger_config(otlp_grpc: str, api_v2_grpc: str, query_http: str, query_grpc: str) -> dict:

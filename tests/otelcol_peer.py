@@ -7,7 +7,6 @@ the binary is missing, so a test that needs the Collector builds it or fails, ne
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
@@ -19,30 +18,15 @@ from typing import Any
 
 import yaml
 
-from tests.harness import free_port
+from tests.harness import free_port, peer_binary
 
-ROOT = Path(__file__).resolve().parent.parent
-BUILD_SCRIPT = ROOT / "tests" / "peers" / "otelcol.sh"
 VERSION = "0.165.0"
 # A cold build takes about 3 minutes on 2 cores; tests that may trigger it allow for that.
 BUILD_TIMEOUT_S = 1200
 
 
 def otelcol_binary() -> Path:
-    """The cached Collector binary, built first if it is missing (raises if that fails)."""
-    cache = Path(os.environ.get("AIRIS_CACHE", Path.home() / ".cache" / "airis"))
-    binary = cache / f"otelcol-{VERSION}" / "otelcol"
-    if not os.access(binary, os.X_OK):
-        result = subprocess.run(
-            ["bash", str(BUILD_SCRIPT)],
-            capture_output=True,
-            text=True,
-            timeout=BUILD_TIMEOUT_S,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"building the OTel Collector failed:\n{result.stderr[-4000:]}")
-        binary = Path(result.stdout.strip().splitlines()[-1])
-    return binary
+    return peer_binary("otelcol.sh", "the OTel Collector", BUILD_TIMEOUT_S)
 
 
 def otelcol_config(
