@@ -11,7 +11,7 @@ from grpc import aio
 
 from exporters.jaeger.config import JaegerConfig
 from exporters.jaeger.translate import MAX_REQUEST_BYTES, Request, post_spans_requests
-from exporters.otlp.errors import STATUS_DETAILS_KEY, from_grpc
+from exporters.otlp.errors import from_rpc_error
 from exporters.otlp.exporter import (
     OTLPGrpcExporter,
     channel_credentials,
@@ -127,8 +127,4 @@ class JaegerExporter(Exporter):
                 wait_for_ready=self.config.wait_for_ready,
             )
         except aio.AioRpcError as err:
-            details = None
-            for key, value in err.trailing_metadata() or ():
-                if key == STATUS_DETAILS_KEY and isinstance(value, bytes):
-                    details = value
-            raise from_grpc(err.code(), err.details() or "", details) from None
+            raise from_rpc_error(err) from None

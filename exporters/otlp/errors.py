@@ -58,6 +58,15 @@ def from_grpc(code: grpc.StatusCode, message: str, details: bytes | None) -> Exc
     return PermanentError(text)
 
 
+def from_rpc_error(err: grpc.aio.AioRpcError) -> Exception:
+    """A failed call as the error the runtime acts on, RetryInfo from its status details."""
+    details = None
+    for key, value in err.trailing_metadata() or ():
+        if key == STATUS_DETAILS_KEY and isinstance(value, bytes):
+            details = value
+    return from_grpc(err.code(), err.details() or "", details)
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Retry-After: delay-seconds or an HTTP date."""
     if not value:

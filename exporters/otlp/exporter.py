@@ -12,7 +12,7 @@ from grpc import aio
 
 from exporters.otlp.common import RESPONSES, PartialSuccess
 from exporters.otlp.config import OTLPGrpcConfig, TLSClientConfig
-from exporters.otlp.errors import STATUS_DETAILS_KEY, from_grpc
+from exporters.otlp.errors import from_rpc_error
 from otlp.batch import Batch
 from otlp.component import Exporter, Host
 from otlp.encode import encode_protobuf
@@ -138,11 +138,7 @@ class OTLPGrpcExporter(Exporter):
                 wait_for_ready=self.config.wait_for_ready,
             )
         except aio.AioRpcError as err:
-            details = None
-            for key, value in err.trailing_metadata() or ():
-                if key == STATUS_DETAILS_KEY and isinstance(value, bytes):
-                    details = value
-            raise from_grpc(err.code(), err.details() or "", details) from None
+            raise from_rpc_error(err) from None
         response = RESPONSES[signal]()
         try:
             response.ParseFromString(reply)
