@@ -476,7 +476,8 @@ def varint(value: int) -> bytes:
     return bytes(out)
 
 
-def _delimited(tag: bytes, payload: bytes) -> bytes:
+def delimited(tag: bytes, payload: bytes) -> bytes:
+    """One length-delimited protobuf field."""
     return tag + varint(len(payload)) + payload
 
 
@@ -490,7 +491,7 @@ def value_bytes(
 ) -> bytes:
     """One VALUE row as a serialized AnyValue (canonical: fields as upb writes them)."""
     if kind == V_STRING:
-        return _delimited(b"\x0a", (text or "").encode())
+        return delimited(b"\x0a", (text or "").encode())
     if kind == V_INT:
         return b"\x18" + varint(integer or 0)
     if kind == V_DOUBLE:
@@ -498,7 +499,7 @@ def value_bytes(
     if kind == V_BOOL:
         return b"\x10\x01" if flag else b"\x10\x00"
     if kind == V_BYTES:
-        return _delimited(b"\x3a", raw or b"")
+        return delimited(b"\x3a", raw or b"")
     if kind == V_ARRAY or kind == V_KVLIST:
         return raw or b""
     return b""
@@ -625,8 +626,8 @@ def _py_keyvalues_to_bytes(attrs: pa.StructArray) -> list[bytes]:
     for key, value in zip(keys, _py_values_to_bytes(attrs), strict=True):
         encoded = cache.get((key, value))
         if encoded is None:
-            encoded = (_delimited(b"\x0a", key.encode()) if key else b"") + (
-                _delimited(b"\x12", value) if value else b""
+            encoded = (delimited(b"\x0a", key.encode()) if key else b"") + (
+                delimited(b"\x12", value) if value else b""
             )
             cache[(key, value)] = encoded
         out.append(encoded)

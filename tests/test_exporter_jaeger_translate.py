@@ -17,8 +17,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from exporters.jaeger import wire
 from exporters.jaeger.config import JaegerConfig
-from exporters.jaeger.translate import post_spans_requests, varint
-from otlp.anyvalue import as_string
+from exporters.jaeger.translate import post_spans_requests
+from otlp.anyvalue import as_string, varint
 from otlp.batch_ops import concat
 from otlp.config import validate
 from otlp.decode import decode_protobuf

@@ -41,6 +41,7 @@ import pyarrow.compute as pc
 
 from exporters.jaeger import wire
 from exporters.jaeger.wire import concat
+from otlp.anyvalue import delimited
 from otlp.batch import (
     V_ARRAY,
     V_BOOL,
@@ -77,25 +78,10 @@ PROCESS_TAG: Final = b"\x12"  # Process.tags = 2
 LOG_FIELD: Final = b"\x12"  # Log.fields = 2
 
 
-def varint(value: int) -> bytes:
-    """Protobuf base-128 varint of a non-negative int (negatives: mask to 64 bits first)."""
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def field(tag: bytes, payload: bytes) -> bytes:
-    """One length-delimited field."""
-    return tag + varint(len(payload)) + payload
-
-
 def kv_string(key: str, value: str) -> bytes:
     """A STRING KeyValue message."""
     raw = value.encode()
-    return field(b"\x0a", key.encode()) + (field(b"\x1a", raw) if raw else b"")
+    return delimited(b"\x0a", key.encode()) + (delimited(b"\x1a", raw) if raw else b"")
 
 
 # --- tags ------------------------------------------------------------------------------------
@@ -186,7 +172,7 @@ def _string_tags(key: str, values: pa.Array, tag: bytes = SPAN_TAG) -> list[pa.A
     text = wire.to_binary(as_array(values))
     size = wire.lengths(text)
     present = size > 0
-    key_field = field(b"\x0a", key.encode()) + b"\x1a"
+    key_field = delimited(b"\x0a", key.encode()) + b"\x1a"
     body = len(key_field) + wire.varint_sizes(size) + size
     head = wire.Rows(len(size)).const(tag, present).varint(body, present)
     head.const(key_field, present).varint(size, present)
@@ -196,7 +182,7 @@ def _string_tags(key: str, values: pa.Array, tag: bytes = SPAN_TAG) -> list[pa.A
 def _int_tags(rows: wire.Rows, key: str, values: np.ndarray, tag: bytes = SPAN_TAG) -> None:
     """An INT64 tag `key` on the rows whose value is not 0 (the dropped counts)."""
     present = values > 0
-    head = field(b"\x0a", key.encode()) + b"\x10\x02\x28"
+    head = delimited(b"\x0a", key.encode()) + b"\x10\x02\x28"
     body = len(head) + wire.varint_sizes(values)
     rows.const(tag, present).varint(body, present).const(head, present).varint(values, present)
 
@@ -207,12 +193,12 @@ def _codes(values: np.ndarray, table: list[bytes]) -> np.ndarray:
     return np.where((codes >= 0) & (codes < len(table)), codes, 0)
 
 
-_KIND_TAGS: Final = [b""] + [field(SPAN_TAG, kv_string("span.kind", k)) for k in SPAN_KINDS[1:]]
-_ERROR_TAG: Final = field(SPAN_TAG, field(b"\x0a", b"error") + b"\x10\x01\x20\x01")
+_KIND_TAGS: Final = [b""] + [delimited(SPAN_TAG, kv_string("span.kind", k)) for k in SPAN_KINDS[1:]]
+_ERROR_TAG: Final = delimited(SPAN_TAG, delimited(b"\x0a", b"error") + b"\x10\x01\x20\x01")
 _STATUS_TAGS: Final = [
     b"",
-    field(SPAN_TAG, kv_string("otel.status_code", "OK")),
-    field(SPAN_TAG, kv_string("otel.status_code", "ERROR")) + _ERROR_TAG,
+    delimited(SPAN_TAG, kv_string("otel.status_code", "OK")),
+    delimited(SPAN_TAG, kv_string("otel.status_code", "ERROR")) + _ERROR_TAG,
 ]
 
 
@@ -274,7 +260,7 @@ def _owners(offsets: np.ndarray, hits: np.ndarray) -> np.ndarray:
     return np.searchsorted(offsets, hits, side="right") - 1
 
 
-_EVENT_FIELD: Final = field(b"\x0a", EVENT_KEY.encode()) + b"\x1a"
+_EVENT_FIELD: Final = delimited(b"\x0a", EVENT_KEY.encode()) + b"\x1a"
 
 
 def _logs(events: pa.Array) -> pa.BinaryArray:
@@ -385,9 +371,9 @@ def _scope_tags(scopes: pa.Table) -> pa.BinaryArray:
     names = scopes.column("name").to_pylist()
     versions = scopes.column("version").to_pylist()
     for name, version in zip(names, versions, strict=True):
-        tags = field(SPAN_TAG, kv_string("otel.scope.name", name)) if name else b""
+        tags = delimited(SPAN_TAG, kv_string("otel.scope.name", name)) if name else b""
         if version:
-            tags += field(SPAN_TAG, kv_string("otel.scope.version", version))
+            tags += delimited(SPAN_TAG, kv_string("otel.scope.version", version))
         out.append(tags)
     return pa.array(out, wire.BINARY)
 
@@ -465,7 +451,7 @@ def process_fields(resources: pa.Table) -> list[bytes]:
     for r in range(len(attributes)):
         a, b = offsets[r], offsets[r + 1]
         if a == b:
-            out.append(field(b"\x12", field(b"\x0a", NO_SERVICE_NAME.encode())))
+            out.append(delimited(b"\x12", delimited(b"\x0a", NO_SERVICE_NAME.encode())))
             continue
         service: str | None = None
         kept = []
@@ -476,8 +462,8 @@ def process_fields(resources: pa.Table) -> list[bytes]:
                     service = (strs[j] or "") if types[j] == V_STRING else ""
                 continue
             kept.append(tags[j])
-        head = field(b"\x0a", service.encode()) if service else b""
-        out.append(field(b"\x12", head + b"".join(kept)))
+        head = delimited(b"\x0a", service.encode()) if service else b""
+        out.append(delimited(b"\x12", head + b"".join(kept)))
     return out
 
 
@@ -515,5 +501,5 @@ def post_spans_requests(batch: Batch, max_bytes: int = MAX_REQUEST_BYTES) -> Ite
             end = int(np.searchsorted(offsets[a + 1 : b + 1], limit, side="right")) + a
             end = min(max(end, a + 1), b)
             spans = data[offsets[a] : offsets[end]]
-            yield Request(resource, end - a, field(b"\x0a", bytes(spans) + process))
+            yield Request(resource, end - a, delimited(b"\x0a", bytes(spans) + process))
             a = end
