@@ -183,6 +183,4 @@ class ClickHouseExporter(Exporter):
         conn = self.conn
         if conn is None:
             raise RetryableError(f"exporter {self.id} is not started")
-        # pre-quoted: clickhouse-connect leaves names containing a dot unquoted
-        qualified = f"{ident(database)}.{ident(table)}"
-        await conn.call(conn.client.insert_arrow, qualified, rows)
+        await conn.call(conn.insert_arrow, database, table, rows)
