@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, model_validator
 
 from otlp.component import ComponentConfig
 
@@ -46,6 +46,26 @@ class TimeoutSettings(ComponentConfig):
     timeout: Duration = 5.0
 
 
+class QueueBatchSettings(ComponentConfig):
+    """exporterhelper's `sending_queue.batch`: consumers merge queued batches into exports of
+    at least `min_size` (or what `flush_timeout` after the first one gathered) and at most
+    `max_size` (0: no limit), in `sizer` units (items or bytes)."""
+
+    flush_timeout: Duration = 0.2
+    # default: the queue's sizer when that is set to items or bytes, else items
+    sizer: str = Field("items", pattern="^(items|bytes)$")
+    min_size: int = Field(8192, ge=0)
+    max_size: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> QueueBatchSettings:
+        if self.flush_timeout <= 0:
+            raise ValueError("flush_timeout must be positive")
+        if self.max_size and self.max_size < self.min_size:
+            raise ValueError("max_size must be greater or equal to min_size")
+        return self
+
+
 class QueueSettings(ComponentConfig):
     """exporterhelper's `sending_queue`."""
 
@@ -59,6 +79,21 @@ class QueueSettings(ComponentConfig):
     # block the caller instead of refusing when full (the Collector's `block_on_overflow`)
     block_on_overflow: bool = False
     wait_for_result: bool = False
+    # absent: each queued batch is exported as it is (the Collector's default)
+    batch: QueueBatchSettings | None = None
+
+    @model_validator(mode="after")
+    def _batch_sizer(self) -> QueueSettings:
+        batch = self.batch
+        if batch is None:
+            return self
+        if "sizer" in self.model_fields_set and "sizer" not in batch.model_fields_set:
+            if self.sizer not in ("items", "bytes"):
+                raise ValueError("batch supports only the items or bytes sizer; set batch.sizer")
+            batch.sizer = self.sizer
+        if batch.sizer == self.sizer and batch.min_size > self.queue_size:
+            raise ValueError("batch.min_size must be less than or equal to queue_size")
+        return self
 
 
 class RetrySettings(ComponentConfig):

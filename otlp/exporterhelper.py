@@ -40,8 +40,14 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import Counter, Gauge, Histogram
 
 from otlp.batch import Batch
+from otlp.batch_ops import concat, context_key, split
 from otlp.component import Exporter, Host
-from otlp.confmodels import CircuitBreakerSettings, ExporterConfig, RetrySettings
+from otlp.confmodels import (
+    CircuitBreakerSettings,
+    ExporterConfig,
+    QueueBatchSettings,
+    RetrySettings,
+)
 from otlp.errors import BackpressureError, PermanentError, RetryableError
 from otlp.telemetry import Telemetry
 
@@ -412,6 +418,16 @@ async def send_with_retry(
 
 
 # --- queues ----------------------------------------------------------------------------------
+async def _wait_event(event: asyncio.Event, ready: bool, timeout: float) -> None:
+    if ready or timeout <= 0:
+        return
+    event.clear()
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except TimeoutError:
+        pass
+
+
 @dataclass(eq=False, slots=True)
 class _MemoryItem:
     size: int
@@ -463,6 +479,19 @@ class MemoryQueue:
         self._space.set()
         return item
 
+    def get_nowait(self) -> _MemoryItem | None:
+        """The oldest waiting item, or None when none waits."""
+        if not self._items:
+            return None
+        item = self._items.popleft()
+        self.used -= item.size
+        self._space.set()
+        return item
+
+    async def wait(self, timeout: float) -> None:
+        """Until an item waits, dispatch stops or `timeout` seconds have passed."""
+        await _wait_event(self._not_empty, bool(self._items) or self._closed, timeout)
+
     async def load(self, item: _MemoryItem) -> Batch:
         assert item.batch is not None
         return item.batch
@@ -474,6 +503,10 @@ class MemoryQueue:
         self._closed = True
         self._not_empty.set()
         self._space.set()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     @property
     def empty(self) -> bool:
@@ -611,6 +644,7 @@ class QueuedExporter:
             settings.num_consumers, self._metrics.in_flight.labels(exporter_id, signal), exporter_id
         )
         self._workers: list[asyncio.Task[None]] = []
+        self._gathering = asyncio.Lock() if settings.batch is not None else None
         self._in_flight = 0  # items taken from the queue and not yet done with
         self._stopping = False
         self._stop = asyncio.Event()
@@ -764,30 +798,99 @@ class QueuedExporter:
         queue = self._queue
         assert queue is not None
         while True:
-            item: Any = await queue.get()
+            if self._gathering is not None:
+                # one consumer gathers at a time (as the Collector's one batcher feeds its
+                # consumers): concurrent gatherers would each wait for a share of the data
+                async with self._gathering:
+                    taken = await self._gather(queue, self.config.sending_queue.batch)
+            else:
+                item = await queue.get()
+                taken = [] if item is None else [(item, await self._load(queue, item))]
             self._update_gauges()
-            if item is None:
+            if not taken:  # dispatch stopped and nothing left for this worker
                 return
-            remove = False
-            self._in_flight += 1
             try:
-                try:
-                    batch = await queue.load(item)
-                except Exception as exc:
-                    lost = getattr(getattr(item, "record", None), "meta", 0)
-                    self._failed.inc(lost)
-                    log.error(
-                        "A queued batch could not be read back. Dropping it.",
-                        extra={"exporter": self.id, "error": str(exc), "dropped_items": lost},
-                    )
-                    remove = True
-                    continue
-                remove = await self._send(batch) != _KEPT
+                await self._deliver(queue, taken)
             except Exception:  # _send logs and counts; a worker never dies
                 log.exception("exporting failed unexpectedly", extra={"exporter": self.id})
-            finally:
+
+    async def _load(self, queue: Any, item: Any) -> Batch | None:
+        """The queued item's batch; an unreadable one is dropped here, counted and logged."""
+        self._in_flight += 1
+        try:
+            return await queue.load(item)
+        except Exception as exc:
+            lost = getattr(getattr(item, "record", None), "meta", 0)
+            self._failed.inc(lost)
+            log.error(
+                "A queued batch could not be read back. Dropping it.",
+                extra={"exporter": self.id, "error": str(exc), "dropped_items": lost},
+            )
+            return None
+
+    async def _gather(self, queue: Any, settings: QueueBatchSettings) -> list[tuple[Any, Any]]:
+        """Queued items up to `min_size` (or what came within `flush_timeout` of the first)."""
+        item = await queue.get()
+        if item is None:
+            return []
+        taken = [(item, await self._load(queue, item))]
+        size = self._batch_size(taken[0][1], settings.sizer)
+        deadline = asyncio.get_running_loop().time() + settings.flush_timeout
+        while size < settings.min_size:
+            item = queue.get_nowait()
+            if item is None:
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0 or queue.closed:
+                    break
+                await queue.wait(remaining)
+                continue
+            batch = await self._load(queue, item)
+            taken.append((item, batch))
+            size += self._batch_size(batch, settings.sizer)
+        return taken
+
+    @staticmethod
+    def _batch_size(batch: Batch | None, sizer: str) -> int:
+        if batch is None:
+            return 0
+        return batch.nbytes() if sizer == "bytes" else batch.item_count()
+
+    async def _deliver(self, queue: Any, taken: list[tuple[Any, Batch | None]]) -> None:
+        """Export what was taken, merged per request context and split at `max_size`; each
+        item leaves the queue once the exports carrying it are done with."""
+        groups: dict[tuple[tuple[str, str], ...], list[tuple[Any, Batch]]] = {}
+        for item, batch in taken:
+            if batch is None:  # unreadable: dropped (counted in _load)
                 self._in_flight -= 1
-                queue.done(item, remove)
+                queue.done(item, True)
+            else:
+                groups.setdefault(context_key(batch), []).append((item, batch))
+        settings = self.config.sending_queue.batch
+        max_size = settings.max_size if settings is not None and settings.sizer == "items" else 0
+        for group in groups.values():
+            outcome = _KEPT
+            try:
+                batches = [batch for _, batch in group]
+                try:
+                    merged = batches[0] if len(batches) == 1 else concat(batches)
+                    too_big = max_size and merged.item_count() > max_size
+                    pieces = split(merged, max_size) if too_big else [merged]
+                except Exception as exc:
+                    items = sum(batch.item_count() for batch in batches)
+                    self._failed.inc(items)
+                    log.error(
+                        "Queued batches could not be merged. Dropping them.",
+                        extra={"exporter": self.id, "error": str(exc), "dropped_items": items},
+                    )
+                    outcome = _DROPPED
+                    continue
+                outcomes = [await self._send(piece) for piece in pieces]
+                # kept (shutdown): the whole group stays queued for the next start
+                outcome = _KEPT if _KEPT in outcomes else _SENT
+            finally:
+                for item, _ in group:
+                    self._in_flight -= 1
+                    queue.done(item, outcome != _KEPT)
                 self._update_gauges()
 
     async def _send(self, batch: Batch) -> str:

@@ -170,6 +170,25 @@ class PersistentQueue:
         self._space.set()
         return item
 
+    def get_nowait(self) -> QueueItem | None:
+        """The oldest waiting item, or None when none waits or dispatch has stopped."""
+        if not self._ready or self._closed:
+            return None
+        item = self._ready.popleft()
+        self.used -= item.size
+        self._space.set()
+        return item
+
+    async def wait(self, timeout: float) -> None:
+        """Until an item waits, dispatch stops or `timeout` seconds have passed."""
+        if self._ready or self._closed or timeout <= 0:
+            return
+        self._not_empty.clear()
+        try:
+            await asyncio.wait_for(self._not_empty.wait(), timeout)
+        except TimeoutError:
+            pass
+
     async def load(self, item: QueueItem) -> Batch:
         if item.batch is not None:
             return item.batch
@@ -184,6 +203,10 @@ class PersistentQueue:
         item.batch = None
         if remove and item.record is not None:
             self.wal.ack(item.record)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     @property
     def empty(self) -> bool:
