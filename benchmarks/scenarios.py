@@ -59,6 +59,10 @@ class Variant:
         return self.collector is not None or "saturation" in self.results
 
 
+# exporter-side batching for the embedded store, the same as config/collector.yaml's
+EMBEDDED_STORE_QUEUE_BATCH = {"min_size": 65536, "max_size": 262144, "flush_timeout": "500ms"}
+
+
 def _otelcol_version() -> str:
     from benchmarks.targets import OTELCOL_VERSION
 
@@ -84,7 +88,14 @@ def variants(
             exporter = {"nop": {}}
         elif scenario.sink == "clickhouse":
             store = tmp / f"{name}-store"
-            exporter = {"clickhouse": {"endpoint": f"chdb://{store}", "create_schema": True}}
+            exporter = {
+                "clickhouse": {
+                    "endpoint": f"chdb://{store}",
+                    "create_schema": True,
+                    # as config/collector.yaml ships it: large inserts, fewer parts to merge
+                    "sending_queue": {"batch": EMBEDDED_STORE_QUEUE_BATCH},
+                }
+            }
         else:
             exporter_type = airis_otlp_exporter()
             exporter = None
