@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from importlib.metadata import version
+from typing import TYPE_CHECKING
 
-from otlp import config as config_module
-from otlp import nopandas, registry, workers
+from otlp import memory, nopandas
 from otlp.errors import ConfigError
+
+if TYPE_CHECKING:
+    from otlp import config as config_module
+    from otlp import workers
 
 log = logging.getLogger("airis")
 
@@ -57,7 +62,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # allocator settings first: a thread picks its malloc arena at its first allocation and
+    # the Arrow pool is chosen when pyarrow is imported (below)
+    memory.configure()
     nopandas.install()
+    from otlp import config as config_module
+    from otlp import workers
+
     args = _parser().parse_args(argv)
     if args.command == "components":
         return _components()
@@ -91,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(cfg.service.telemetry.logs.level, cfg.service.telemetry.logs.encoding)
     # secrets of the config never reach a log line, whoever logs them
     install_log_filter(secret_values(cfg.raw))
+    log.info("Memory allocator settings", extra={"pid": os.getpid(), **memory.report()})
     link = workers.WorkerLink.from_env()
     if link is None and cfg.service.workers > 1:
         # this process supervises; the workers re-read the same config arguments
@@ -99,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _components() -> int:
+    from otlp import registry
+
     by_kind: dict[str, list[str]] = {}
     for (kind, type_), _factory in sorted(registry.factories().items()):
         by_kind.setdefault(kind, []).append(type_)

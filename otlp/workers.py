@@ -17,7 +17,11 @@ The process started by `airis --config FILE` becomes a supervisor; it never touc
   are stopped too (no restarts, as a crashed Collector is not restarted by itself); the exit
   code is 0 only when every worker stopped cleanly;
 - each worker watches its control socket: when the supervisor dies (even by `kill -9`), the
-  workers shut down cleanly instead of staying orphaned.
+  workers shut down cleanly instead of staying orphaned;
+- once the config is validated, the supervisor re-executes itself as `python -m otlp.workers`
+  (same pid), handed only what it needs (a `Plan`) through a pipe: validating imported every
+  component (pyarrow, numpy, grpc, ...), ~60 MiB resident that a process which never touches
+  data should not keep.
 
 Per-process state does not cross workers: memory_limiter limits apply to each worker, batches
 are built per worker, and an embedded store (`chdb://`) cannot be shared, so such a config is
@@ -37,16 +41,22 @@ import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from otlp.component import EXTENSION, ComponentID, CreateSettings
-from otlp.config import Config
 from otlp.errors import ConfigError
+
+if TYPE_CHECKING:
+    # loading a config imports every component: the supervisor process never does
+    from otlp.config import Config
 
 log = logging.getLogger("airis.workers")
 
 ENV_INDEX = "AIRIS_WORKER_INDEX"
 ENV_FD = "AIRIS_WORKER_FD"
+ENV_PLAN_FD = "AIRIS_SUPERVISOR_PLAN_FD"
+# a plan travels through a pipe written before the exec: it must fit the pipe's buffer
+_PLAN_MAX_BYTES = 60_000
 # Extension types the supervisor runs itself (the workers run all others).
 SUPERVISOR_EXTENSIONS = frozenset({"health_check"})
 
@@ -181,10 +191,76 @@ def _exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
+@dataclass
+class Plan:
+    """What the supervisor needs of a validated config."""
+
+    workers: int
+    config_args: list[str]
+    # (component id, raw config) of the extensions the supervisor runs itself
+    extensions: list[tuple[str, Any]]
+    metrics_address: tuple[str, int] | None
+    log_level: str = "info"
+    log_encoding: str = "console"
+    secrets: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, cfg: Config, config_args: Sequence[str]) -> Plan:
+        from otlp.secrets import secret_values
+
+        # keyed as the config resolves them ("health_check" and "health_check/" are one id)
+        raw_extensions = {
+            ComponentID.parse(key): value
+            for key, value in (cfg.raw.get("extensions") or {}).items()
+        }
+        extensions = [
+            (name, raw_extensions.get(ComponentID.parse(name)))
+            for name in cfg.service.extensions
+            if ComponentID.parse(name).type in SUPERVISOR_EXTENSIONS
+        ]
+        logs = cfg.service.telemetry.logs
+        return cls(
+            workers=cfg.service.workers,
+            config_args=list(config_args),
+            extensions=extensions,
+            metrics_address=cfg.service.telemetry.metrics.listen_address(),
+            log_level=logs.level,
+            log_encoding=logs.encoding,
+            secrets=sorted(secret_values(cfg.raw)),
+        )
+
+    def dumps(self) -> bytes:
+        return json.dumps(
+            {
+                "workers": self.workers,
+                "config_args": self.config_args,
+                "extensions": self.extensions,
+                "metrics_address": self.metrics_address,
+                "log_level": self.log_level,
+                "log_encoding": self.log_encoding,
+                "secrets": self.secrets,
+            }
+        ).encode()
+
+    @classmethod
+    def loads(cls, data: bytes) -> Plan:
+        doc = json.loads(data)
+        address = doc["metrics_address"]
+        return cls(
+            workers=doc["workers"],
+            config_args=doc["config_args"],
+            extensions=[(name, raw) for name, raw in doc["extensions"]],
+            metrics_address=(address[0], int(address[1])) if address else None,
+            log_level=doc["log_level"],
+            log_encoding=doc["log_encoding"],
+            secrets=doc["secrets"],
+        )
+
+
 class Supervisor:
-    def __init__(self, cfg: Config, config_args: Sequence[str]) -> None:
-        self.cfg = cfg
-        self.config_args = list(config_args)
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.config_args = list(plan.config_args)
         self.workers: list[_Worker] = []
         self.extensions: dict[ComponentID, Any] = {}
         self._metrics_server: Any = None
@@ -199,7 +275,7 @@ class Supervisor:
         telemetry = Telemetry()
         try:
             await self._start_endpoints(telemetry)
-            for index in range(self.cfg.service.workers):
+            for index in range(self.plan.workers):
                 self.workers.append(await self._spawn(index))
         except Exception as exc:
             log.error("Failed to start", extra={"error": str(exc)}, exc_info=True)
@@ -247,17 +323,16 @@ class Supervisor:
         from otlp.telemetry_server import AsgiServer
 
         host = _Host(telemetry, self.extensions)
-        for name in self.cfg.service.extensions:
+        for name, raw in self.plan.extensions:
             cid = ComponentID.parse(name)
-            if cid.type not in SUPERVISOR_EXTENSIONS:
-                continue
             factory = registry.lookup(EXTENSION, cid.type)
             assert factory is not None  # validated
             settings = CreateSettings(id=cid, kind=EXTENSION, telemetry=telemetry)
-            ext = factory.create(settings, self.cfg.components[EXTENSION][cid])
+            # the same validation as the config's (it passed there): the settings object
+            ext = factory.create(settings, factory.config_model.model_validate(raw or {}))
             await ext.start(host)
             self.extensions[cid] = ext
-        address = self.cfg.service.telemetry.metrics.listen_address()
+        address = self.plan.metrics_address
         if address:
             server = AsgiServer(self._metrics_app, *address, name="telemetry-metrics")
             await server.start()
@@ -404,6 +479,23 @@ def merge_expositions(texts: Sequence[tuple[int, str]]) -> str:
 
 
 def supervise(cfg: Config, config_args: Sequence[str]) -> int:
+    """Become the supervisor of `cfg` (validated): re-executed as `python -m otlp.workers`
+    when the plan fits the pipe, else (a huge list of secrets) in this process."""
+    plan = Plan.of(cfg, config_args)
+    data = plan.dumps()
+    if len(data) <= _PLAN_MAX_BYTES and os.environ.get(ENV_PLAN_FD) is None:
+        read_end, write_end = os.pipe()
+        os.write(write_end, data)
+        os.close(write_end)
+        os.set_inheritable(read_end, True)
+        os.environ[ENV_PLAN_FD] = str(read_end)
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "otlp.workers"])
+    return _run(plan)
+
+
+def _run(plan: Plan) -> int:
     try:
         import uvloop
 
@@ -411,6 +503,29 @@ def supervise(cfg: Config, config_args: Sequence[str]) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency
         runner = asyncio.run
     try:
-        return runner(Supervisor(cfg, config_args).run())
+        return runner(Supervisor(plan).run())
     except KeyboardInterrupt:
         return 0
+
+
+def _supervisor_main() -> int:
+    """The re-executed supervisor: the plan from the pipe, logging as configured."""
+    from otlp import memory
+    from otlp.secrets import install_log_filter
+    from otlp.telemetry import setup_logging
+
+    memory.configure()
+    fd = int(os.environ.pop(ENV_PLAN_FD))
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    os.close(fd)
+    plan = Plan.loads(b"".join(chunks))
+    setup_logging(plan.log_level, plan.log_encoding)
+    install_log_filter(plan.secrets)
+    log.info("Memory allocator settings", extra={"pid": os.getpid(), **memory.report()})
+    return _run(plan)
+
+
+if __name__ == "__main__":
+    sys.exit(_supervisor_main())
