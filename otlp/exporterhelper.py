@@ -418,14 +418,65 @@ async def send_with_retry(
 
 
 # --- queues ----------------------------------------------------------------------------------
-async def _wait_event(event: asyncio.Event, ready: bool, timeout: float) -> None:
-    if ready or timeout <= 0:
-        return
-    event.clear()
-    try:
-        await asyncio.wait_for(event.wait(), timeout)
-    except TimeoutError:
-        pass
+class QueueDispatch:
+    """The consumer side both sending queues share (this module's MemoryQueue and
+    storage.queue.PersistentQueue): items waiting in `_ready`, `used` in the sizer's units,
+    and events for waiting consumers (`_not_empty`) and producers (`_space`). After
+    stop_dispatch a queue that `drains_after_stop` still hands out what it holds (the memory
+    queue, drained into the exporter at shutdown); the other hands out nothing more (the
+    persistent queue keeps it on disk)."""
+
+    drains_after_stop = True
+
+    def __init__(self) -> None:
+        self.used = 0
+        self._ready: deque[Any] = deque()
+        self._not_empty = asyncio.Event()
+        self._space = asyncio.Event()
+        self._closed = False
+
+    async def get(self) -> Any:
+        """The oldest waiting item, or None once dispatch has stopped (and, for a draining
+        queue, nothing is left)."""
+        while not self._ready:
+            if self._closed:
+                return None
+            self._not_empty.clear()
+            await self._not_empty.wait()
+        return self.get_nowait()
+
+    def get_nowait(self) -> Any:
+        """The oldest waiting item, or None when none is to be had now."""
+        if not self._ready or (self._closed and not self.drains_after_stop):
+            return None
+        item = self._ready.popleft()
+        # as in the Collector, the queue size counts waiting batches, not those in flight
+        self.used -= item.size
+        self._space.set()
+        return item
+
+    async def wait(self, timeout: float) -> None:
+        """Until an item waits, dispatch stops or `timeout` seconds have passed."""
+        if self._ready or self._closed or timeout <= 0:
+            return
+        self._not_empty.clear()
+        try:
+            await asyncio.wait_for(self._not_empty.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    def stop_dispatch(self) -> None:
+        self._closed = True
+        self._not_empty.set()
+        self._space.set()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def empty(self) -> bool:
+        return not self._ready
 
 
 @dataclass(eq=False, slots=True)
@@ -434,20 +485,16 @@ class _MemoryItem:
     batch: Batch | None
 
 
-class MemoryQueue:
+class MemoryQueue(QueueDispatch):
     """The in-memory sending queue: bounded in the sizer's units, lost on a crash. Once
     dispatch stops (shutdown), consumers still get what is queued, then None."""
 
     def __init__(self, sizer: str, capacity: int, block_on_overflow: bool, name: str) -> None:
+        super().__init__()
         self.sizer = sizer
         self.capacity = capacity
         self.block_on_overflow = block_on_overflow
         self.name = name
-        self.used = 0
-        self._items: deque[_MemoryItem] = deque()
-        self._not_empty = asyncio.Event()
-        self._space = asyncio.Event()
-        self._closed = False
 
     def size_of(self, batch: Batch) -> int:
         if self.sizer == "items":
@@ -463,34 +510,9 @@ class MemoryQueue:
                 raise BackpressureError(f"sending queue of exporter {self.name} is full", 1.0)
             self._space.clear()
             await self._space.wait()
-        self._items.append(_MemoryItem(size, batch))
+        self._ready.append(_MemoryItem(size, batch))
         self.used += size
         self._not_empty.set()
-
-    async def get(self) -> _MemoryItem | None:
-        while not self._items:
-            if self._closed:
-                return None
-            self._not_empty.clear()
-            await self._not_empty.wait()
-        item = self._items.popleft()
-        # as in the Collector, the queue size counts waiting batches, not those in flight
-        self.used -= item.size
-        self._space.set()
-        return item
-
-    def get_nowait(self) -> _MemoryItem | None:
-        """The oldest waiting item, or None when none waits."""
-        if not self._items:
-            return None
-        item = self._items.popleft()
-        self.used -= item.size
-        self._space.set()
-        return item
-
-    async def wait(self, timeout: float) -> None:
-        """Until an item waits, dispatch stops or `timeout` seconds have passed."""
-        await _wait_event(self._not_empty, bool(self._items) or self._closed, timeout)
 
     async def load(self, item: _MemoryItem) -> Batch:
         assert item.batch is not None
@@ -498,19 +520,6 @@ class MemoryQueue:
 
     def done(self, item: _MemoryItem, remove: bool) -> None:
         item.batch = None
-
-    def stop_dispatch(self) -> None:
-        self._closed = True
-        self._not_empty.set()
-        self._space.set()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    @property
-    def empty(self) -> bool:
-        return not self._items
 
 
 # --- self-metrics ----------------------------------------------------------------------------

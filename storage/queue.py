@@ -16,12 +16,12 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-from collections import deque
 from dataclasses import dataclass
 from functools import partial
 
 from otlp.batch import Batch
 from otlp.errors import BackpressureError, PermanentError, RetryableError
+from otlp.exporterhelper import QueueDispatch
 from storage import codec
 from storage.wal import (
     Record,
@@ -45,7 +45,10 @@ class QueueItem:
     cached: int = 0  # bytes of `batch` counted against the cache budget
 
 
-class PersistentQueue:
+class PersistentQueue(QueueDispatch):
+    # after stop_dispatch consumers get nothing more: what is left stays for the next start
+    drains_after_stop = False
+
     def __init__(
         self,
         wal: WriteAheadLog,
@@ -57,6 +60,7 @@ class PersistentQueue:
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         name: str = "",
     ) -> None:
+        super().__init__()
         self.wal = wal
         self.sizer = sizer
         self.capacity = capacity
@@ -64,12 +68,7 @@ class PersistentQueue:
         self.compression = compression
         self.cache_bytes = cache_bytes
         self.name = name or wal.name
-        self.used = 0  # sizer units waiting (written, not handed to a consumer)
-        self._ready: deque[QueueItem] = deque()
-        self._not_empty = asyncio.Event()
-        self._space = asyncio.Event()
         self._cached = 0
-        self._closed = False
         self.recovery: RecoveryReport | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -83,12 +82,6 @@ class PersistentQueue:
             self._not_empty.set()
         self.recovery = report
         return report
-
-    def stop_dispatch(self) -> None:
-        """Consumers get nothing more; what is left stays in the log for the next start."""
-        self._closed = True
-        self._not_empty.set()
-        self._space.set()
 
     async def close(self) -> None:
         self.stop_dispatch()
@@ -155,40 +148,7 @@ class PersistentQueue:
         self._ready.append(item)
         self._not_empty.set()
 
-    # --- consumer side -------------------------------------------------------------------
-    async def get(self) -> QueueItem | None:
-        """The oldest waiting item, or None once dispatch has stopped."""
-        while not self._ready:
-            if self._closed:
-                return None
-            self._not_empty.clear()
-            await self._not_empty.wait()
-        if self._closed:
-            return None
-        item = self._ready.popleft()
-        self.used -= item.size
-        self._space.set()
-        return item
-
-    def get_nowait(self) -> QueueItem | None:
-        """The oldest waiting item, or None when none waits or dispatch has stopped."""
-        if not self._ready or self._closed:
-            return None
-        item = self._ready.popleft()
-        self.used -= item.size
-        self._space.set()
-        return item
-
-    async def wait(self, timeout: float) -> None:
-        """Until an item waits, dispatch stops or `timeout` seconds have passed."""
-        if self._ready or self._closed or timeout <= 0:
-            return
-        self._not_empty.clear()
-        try:
-            await asyncio.wait_for(self._not_empty.wait(), timeout)
-        except TimeoutError:
-            pass
-
+    # --- consumer side: get/get_nowait/wait from QueueDispatch --------------------------
     async def load(self, item: QueueItem) -> Batch:
         if item.batch is not None:
             return item.batch
@@ -203,14 +163,6 @@ class PersistentQueue:
         item.batch = None
         if remove and item.record is not None:
             self.wal.ack(item.record)
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    @property
-    def empty(self) -> bool:
-        return not self._ready
 
 
 def _refusal(name: str, exc: BaseException) -> Exception:
