@@ -15,8 +15,8 @@ from pydantic import Field, field_validator, model_validator
 
 from otlp.component import ComponentConfig
 from otlp.confmodels import Duration
-from otlp.ottl import Condition
 from otlp.ottl.runtime import ErrorMode
+from processors.filter.config import TracesConditions
 
 PolicyType = Literal[
     "always_sample",
@@ -96,23 +96,11 @@ class BooleanAttributeCfg(ComponentConfig):
     invert_match: bool = False
 
 
-class OttlConditionCfg(ComponentConfig):
+class OttlConditionCfg(TracesConditions):
+    """`span` and `spanevent` conditions, checked as the filter processor's are."""
+
     # unset behaves like the Collector's zero ErrorMode: failing conditions are skipped quietly
     error_mode: ErrorMode | None = None
-    span: list[str] = Field(default_factory=list)
-    spanevent: list[str] = Field(default_factory=list)
-
-    @field_validator("span")
-    @classmethod
-    def _span(cls, v: list[str]) -> list[str]:
-        Condition(v, "span")
-        return v
-
-    @field_validator("spanevent")
-    @classmethod
-    def _spanevent(cls, v: list[str]) -> list[str]:
-        Condition(v, "spanevent")
-        return v
 
 
 class SharedPolicyCfg(ComponentConfig):

@@ -443,12 +443,15 @@ class Not(Policy):
 
 
 class And(Policy):
+    # the decision when every sub-policy samples
+    all_sampled = SAMPLED
+
     def __init__(self, subs: list[Policy]) -> None:
         self.subs = subs
         self.stateful = any(sub.stateful for sub in subs)
 
     def evaluate(self, ts: TraceSet, active: np.ndarray) -> np.ndarray:
-        out = np.where(active, SAMPLED, UNSPECIFIED).astype(np.int8)
+        out = np.where(active, self.all_sampled, UNSPECIFIED).astype(np.int8)
         pending = active.copy()
         for sub in self.subs:
             if not pending.any():
@@ -462,24 +465,10 @@ class And(Policy):
         return out
 
 
-class Drop(Policy):
-    def __init__(self, subs: list[Policy]) -> None:
-        self.subs = subs
-        self.stateful = any(sub.stateful for sub in subs)
+class Drop(And):
+    """`drop`: an `and` whose unanimous verdict drops the trace instead of sampling it."""
 
-    def evaluate(self, ts: TraceSet, active: np.ndarray) -> np.ndarray:
-        out = np.where(active, DROPPED, UNSPECIFIED).astype(np.int8)
-        pending = active.copy()
-        for sub in self.subs:
-            if not pending.any():
-                break
-            got = sub.evaluate(ts, pending)
-            failed = pending & (got == ERROR)
-            out[failed] = ERROR
-            refused = pending & (got == NOT_SAMPLED)
-            out[refused] = NOT_SAMPLED
-            pending &= ~(failed | refused)
-        return out
+    all_sampled = DROPPED
 
 
 class Composite(Policy):
