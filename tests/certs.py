@@ -120,9 +120,10 @@ class PKI:
     client: Issued
 
 
-def make_pki(directory: Path) -> PKI:
+def make_pki(directory: Path, server_sans: list[str] | None = None) -> PKI:
     ca = make_ca(directory)
-    return PKI(ca, ca.issue(directory, "server"), ca.issue(directory, "client", client=True))
+    server = ca.issue(directory, "server", sans=server_sans)
+    return PKI(ca, server, ca.issue(directory, "client", client=True))
 
 
 # --- JWT ------------------------------------------------------------------------------------

@@ -5,11 +5,8 @@ received."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -23,6 +20,7 @@ from otlp.decode import decode_protobuf
 from otlp.errors import PermanentError, RetryableError
 from otlp.telemetry import Telemetry
 from proto.jaeger.api_v2 import collector_pb2, collector_pb2_grpc
+from tests.certs import PKI, make_pki
 from tests.otlp_samples import kv
 
 
@@ -141,38 +139,22 @@ async def test_nothing_listening_is_retryable() -> None:
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # openssl is part of the machine image (Debian); a missing one must fail, not skip
-    assert shutil.which("openssl"), "openssl is required to make the test certificates"
-    d = tmp_path_factory.mktemp("pki")
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
-
-    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=ca", "-days", "2")
-    (d / "san.ext").write_text("subjectAltName=DNS:jaeger.test,IP:127.0.0.1\n")
-    for name in ("server", "client"):
-        run("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
-        run(
-            "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", "san.ext",
-        )  # fmt: skip
-    return d
+def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
+    return make_pki(tmp_path_factory.mktemp("pki"), ["jaeger.test", "127.0.0.1"])
 
 
-async def test_mutual_tls(pki: Path) -> None:
+async def test_mutual_tls(pki: PKI) -> None:
     credentials = grpc.ssl_server_credentials(
-        [((pki / "server.key").read_bytes(), (pki / "server.crt").read_bytes())],
-        root_certificates=(pki / "ca.crt").read_bytes(),
+        [(pki.server.key.read_bytes(), pki.server.cert.read_bytes())],
+        root_certificates=pki.ca.cert.read_bytes(),
         require_client_auth=True,
     )
     server, state = await serve(credentials)
     try:
         tls = {
-            "ca_file": str(pki / "ca.crt"),
-            "cert_file": str(pki / "client.crt"),
-            "key_file": str(pki / "client.key"),
+            "ca_file": str(pki.ca.cert),
+            "cert_file": str(pki.client.cert),
+            "key_file": str(pki.client.key),
             "server_name_override": "jaeger.test",
         }
         await export({"endpoint": f"127.0.0.1:{state.port}", "tls": tls}, two_resources())

@@ -5,11 +5,8 @@ certificates made by openssl for the test."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import ssl
-import subprocess
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -20,34 +17,19 @@ from exporters.otlphttp import OTLPHttpConfig, OTLPHttpExporter
 from otlp import decode
 from otlp.errors import RetryableError
 from otlp.telemetry import Telemetry
+from tests.certs import PKI, make_pki
 from tests.otlp_samples import sample_traces
 
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # openssl is part of the machine image (Debian); a missing one must fail, not skip
-    assert shutil.which("openssl"), "openssl is required to make the test certificates"
-    d = tmp_path_factory.mktemp("pki")
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
-
-    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=ca", "-days", "2")
-    (d / "san.ext").write_text("subjectAltName=DNS:gateway.test,IP:127.0.0.1\n")
-    for name in ("server", "client"):
-        run("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
-        run(
-            "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", "san.ext",
-        )  # fmt: skip
-    return d
+def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
+    return make_pki(tmp_path_factory.mktemp("pki"), ["gateway.test", "127.0.0.1"])
 
 
 @pytest.fixture
-async def grpc_mtls(pki: Path) -> AsyncIterator[tuple[int, list[bytes]]]:
+async def grpc_mtls(pki: PKI) -> AsyncIterator[tuple[int, list[bytes]]]:
     received: list[bytes] = []
 
     async def export(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
@@ -63,8 +45,8 @@ async def grpc_mtls(pki: Path) -> AsyncIterator[tuple[int, list[bytes]]]:
         )
     )
     credentials = grpc.ssl_server_credentials(
-        [((pki / "server.key").read_bytes(), (pki / "server.crt").read_bytes())],
-        root_certificates=(pki / "ca.crt").read_bytes(),
+        [(pki.server.key.read_bytes(), pki.server.cert.read_bytes())],
+        root_certificates=pki.ca.cert.read_bytes(),
         require_client_auth=True,
     )
     port = server.add_secure_port("127.0.0.1:0", credentials)
@@ -84,10 +66,10 @@ async def _grpc_export(settings: dict[str, Any]) -> None:
         await exporter.shutdown()
 
 
-async def test_grpc_mutual_tls(pki: Path, grpc_mtls: tuple[int, list[bytes]]) -> None:
+async def test_grpc_mutual_tls(pki: PKI, grpc_mtls: tuple[int, list[bytes]]) -> None:
     port, received = grpc_mtls
-    client = {"cert_file": str(pki / "client.crt"), "key_file": str(pki / "client.key")}
-    tls = {"ca_file": str(pki / "ca.crt"), **client}
+    client = {"cert_file": str(pki.client.cert), "key_file": str(pki.client.key)}
+    tls = {"ca_file": str(pki.ca.cert), **client}
     await _grpc_export({"endpoint": f"127.0.0.1:{port}", "tls": tls})
     # the name the certificate was issued for, while connecting to an address
     await _grpc_export(
@@ -96,9 +78,7 @@ async def test_grpc_mutual_tls(pki: Path, grpc_mtls: tuple[int, list[bytes]]) ->
     assert len(received) == 2
     # no client certificate: the server refuses the handshake
     with pytest.raises(RetryableError):
-        await _grpc_export(
-            {"endpoint": f"127.0.0.1:{port}", "tls": {"ca_file": str(pki / "ca.crt")}}
-        )
+        await _grpc_export({"endpoint": f"127.0.0.1:{port}", "tls": {"ca_file": str(pki.ca.cert)}})
     # a name the certificate does not carry
     with pytest.raises(RetryableError):
         await _grpc_export(
@@ -111,7 +91,7 @@ async def test_grpc_mutual_tls(pki: Path, grpc_mtls: tuple[int, list[bytes]]) ->
 
 
 @pytest.fixture
-async def https_server(pki: Path) -> AsyncIterator[tuple[int, list[bytes]]]:
+async def https_server(pki: PKI) -> AsyncIterator[tuple[int, list[bytes]]]:
     received: list[bytes] = []
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -130,7 +110,7 @@ async def https_server(pki: Path) -> AsyncIterator[tuple[int, list[bytes]]]:
         writer.close()
 
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(pki / "server.crt", pki / "server.key")
+    context.load_cert_chain(pki.server.cert, pki.server.key)
     server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=context)
     yield server.sockets[0].getsockname()[1], received
     server.close()
@@ -147,10 +127,10 @@ async def _http_export(settings: dict[str, Any]) -> None:
         await exporter.shutdown()
 
 
-async def test_https_ca_and_skip_verify(pki: Path, https_server: tuple[int, list[bytes]]) -> None:
+async def test_https_ca_and_skip_verify(pki: PKI, https_server: tuple[int, list[bytes]]) -> None:
     port, received = https_server
     url = f"https://127.0.0.1:{port}"
-    await _http_export({"endpoint": url, "tls": {"ca_file": str(pki / "ca.crt")}})
+    await _http_export({"endpoint": url, "tls": {"ca_file": str(pki.ca.cert)}})
     await _http_export({"endpoint": url, "tls": {"insecure_skip_verify": True}})
     assert len(received) == 2
     with pytest.raises(RetryableError):  # the system roots do not know the test CA

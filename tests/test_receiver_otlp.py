@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
-import shutil
 import ssl
-import subprocess
 import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -43,6 +41,7 @@ from otlp.telemetry import Telemetry
 from receivers.otlp import factory
 from receivers.otlp.config import OTLPReceiverConfig
 from receivers.otlp.receiver import OTLPReceiver
+from tests.certs import make_ca
 
 SIGNALS = ("traces", "metrics", "logs")
 SERVICES = {
@@ -895,47 +894,11 @@ async def test_unix_sockets(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # openssl is part of the machine image (Debian); a missing one must fail, not skip
-    assert shutil.which("openssl"), "openssl is required to make the test certificates"
+    """ca.crt, server.crt/.key (localhost, 127.0.0.1) and client.crt/.key in one directory."""
     d = tmp_path_factory.mktemp("pki")
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
-
-    run(
-        "req",
-        "-x509",
-        *ec,
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-subj",
-        "/CN=test-ca",
-        "-days",
-        "2",
-    )
-    (d / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    for name in ("server", "client"):
-        run("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
-        run(
-            "x509",
-            "-req",
-            "-in",
-            f"{name}.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            f"{name}.crt",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-        )
+    ca = make_ca(d, "ca")
+    ca.issue(d, "server")
+    ca.issue(d, "client", client=True)
     return d
 
 
