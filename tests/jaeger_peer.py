@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -23,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from tests.harness import free_port, peer_binary
+from tests.harness import free_port, peer_binary, wait_listening
 
 # A cold build takes several minutes on 2 cores; tests that may trigger it allow for that.
 BUILD_TIMEOUT_S = 1800
@@ -120,22 +119,8 @@ class Jaeger:
                     raise TimeoutError(f"jaeger not answering:\n{self.logs()}") from None
                 time.sleep(0.1)
         # the query API comes up with the extensions, before the receivers listen
-        self._wait_listening(self.otlp_grpc, deadline)
-        self._wait_listening(self.api_v2_grpc, deadline)
+        wait_listening(self.proc, [self.otlp_grpc, self.api_v2_grpc], deadline, self.logs, "jaeger")
         return self
-
-    def _wait_listening(self, endpoint: str, deadline: float) -> None:
-        host, port = endpoint.rsplit(":", 1)
-        while True:
-            try:
-                socket.create_connection((host, int(port)), timeout=1).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"jaeger not listening on {endpoint}:\n{self.logs()}"
-                    ) from None
-                time.sleep(0.05)
 
     def get(self, path: str) -> Any:
         with urllib.request.urlopen(self.api + path, timeout=10) as resp:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -18,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from tests.harness import free_port, peer_binary
+from tests.harness import free_port, peer_binary, wait_listening
 
 VERSION = "0.165.0"
 # A cold build takes about 3 minutes on 2 cores; tests that may trigger it allow for that.
@@ -106,19 +105,8 @@ class OtelCol:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + timeout
-        for endpoint in (self.grpc_endpoint, self.http_endpoint):
-            host, port = endpoint.rsplit(":", 1)
-            while True:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"otelcol exited {self.proc.returncode}:\n{self.logs()}")
-                try:
-                    socket.create_connection((host, int(port)), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"otelcol not listening:\n{self.logs()}") from None
-                    time.sleep(0.05)
+        endpoints = [self.grpc_endpoint, self.http_endpoint]
+        wait_listening(self.proc, endpoints, time.monotonic() + timeout, self.logs, "otelcol")
         return self
 
     def stop(self, timeout: float = 30) -> int:

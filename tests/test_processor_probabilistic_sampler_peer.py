@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import random
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from otlp.telemetry import Telemetry
 from processors.probabilistic_sampler.config import ProbabilisticSamplerConfig
 from processors.probabilistic_sampler.processor import ProbabilisticSamplerProcessor
 from tests.contrib_processors_peer import BUILD_TIMEOUT_S, contrib_processors_otelcol
-from tests.harness import free_port
+from tests.harness import free_port, wait_listening
 from tests.otlp_samples import kv
 
 SPANS = 3000
@@ -143,22 +142,6 @@ def collector_config(tmp: Path) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _wait_listening(proc: subprocess.Popen[bytes], endpoints: list[str], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    for endpoint in endpoints:
-        host, port = endpoint.rsplit(":", 1)
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"otelcol exited {proc.returncode}:\n{log.read_text()}")
-            try:
-                socket.create_connection((host, int(port)), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"otelcol not listening:\n{log.read_text()}") from None
-                time.sleep(0.05)
-
-
 @pytest.fixture(scope="module")
 def peer_output(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, Any]]]:
     binary = contrib_processors_otelcol()
@@ -176,7 +159,8 @@ def peer_output(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict
             [str(binary), "--config", str(config_path)], cwd=tmp, stdout=out, stderr=out
         )
         try:
-            _wait_listening(proc, list(endpoints.values()), log)
+            deadline = time.monotonic() + 60
+            wait_listening(proc, list(endpoints.values()), deadline, log.read_text, "otelcol")
             for name in CONFIGS:
                 with grpc.insecure_channel(endpoints[name]) as channel:
                     trace_service_pb2_grpc.TraceServiceStub(channel).Export(

@@ -12,10 +12,8 @@ import base64
 import json
 import random
 import signal
-import socket
 import subprocess
 import time
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -37,7 +35,7 @@ from otlp.telemetry import Telemetry
 from processors.redaction.config import RedactionConfig
 from processors.redaction.processor import RedactionProcessor
 from tests.contrib_processors_peer import BUILD_TIMEOUT_S, contrib_processors_otelcol
-from tests.harness import free_port
+from tests.harness import free_port, wait_listening
 from tests.otlp_samples import av, kv
 
 CARD = "4111111111111111"
@@ -219,22 +217,6 @@ def view(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _wait_listening(proc: subprocess.Popen[bytes], endpoints: list[str], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    for endpoint in endpoints:
-        host, port = endpoint.rsplit(":", 1)
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"otelcol exited {proc.returncode}:\n{log.read_text()}")
-            try:
-                socket.create_connection((host, int(port)), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"otelcol not listening:\n{log.read_text()}") from None
-                time.sleep(0.05)
-
-
 SIGNALS = ("traces", "logs", "metrics")
 
 
@@ -277,7 +259,8 @@ def peer_output(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str,
             endpoints = {
                 n: receivers[f"otlp/{n}"]["protocols"]["grpc"]["endpoint"] for n in CONFIGS
             }
-            _wait_listening(proc, list(endpoints.values()), log)
+            deadline = time.monotonic() + 60
+            wait_listening(proc, list(endpoints.values()), deadline, log.read_text, "otelcol")
             for endpoint in endpoints.values():
                 with grpc.insecure_channel(endpoint) as channel:
                     trace_service_pb2_grpc.TraceServiceStub(channel).Export(traces, timeout=30)
