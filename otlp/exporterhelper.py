@@ -418,6 +418,15 @@ async def send_with_retry(
 
 
 # --- queues ----------------------------------------------------------------------------------
+def sized(batch: Batch, sizer: str) -> int:
+    """A batch's size in a queue sizer's units (`requests`, `items` or `bytes`)."""
+    if sizer == "items":
+        return batch.item_count()
+    if sizer == "bytes":
+        return batch.nbytes()
+    return 1
+
+
 class QueueDispatch:
     """The consumer side both sending queues share (this module's MemoryQueue and
     storage.queue.PersistentQueue): items waiting in `_ready`, `used` in the sizer's units,
@@ -496,15 +505,8 @@ class MemoryQueue(QueueDispatch):
         self.block_on_overflow = block_on_overflow
         self.name = name
 
-    def size_of(self, batch: Batch) -> int:
-        if self.sizer == "items":
-            return batch.item_count()
-        if self.sizer == "bytes":
-            return batch.nbytes()
-        return 1
-
     async def put(self, batch: Batch) -> None:
-        size = self.size_of(batch)
+        size = sized(batch, self.sizer)
         while self.used + size > self.capacity and self.used > 0:
             if not self.block_on_overflow or self._closed:
                 raise BackpressureError(f"sending queue of exporter {self.name} is full", 1.0)
@@ -843,7 +845,7 @@ class QueuedExporter:
         if item is None:
             return []
         taken = [(item, await self._load(queue, item))]
-        size = self._batch_size(taken[0][1], settings.sizer)
+        size = self._gathered(taken[0][1], settings.sizer)
         deadline = asyncio.get_running_loop().time() + settings.flush_timeout
         while size < settings.min_size:
             item = queue.get_nowait()
@@ -855,14 +857,12 @@ class QueuedExporter:
                 continue
             batch = await self._load(queue, item)
             taken.append((item, batch))
-            size += self._batch_size(batch, settings.sizer)
+            size += self._gathered(batch, settings.sizer)
         return taken
 
     @staticmethod
-    def _batch_size(batch: Batch | None, sizer: str) -> int:
-        if batch is None:
-            return 0
-        return batch.nbytes() if sizer == "bytes" else batch.item_count()
+    def _gathered(batch: Batch | None, sizer: str) -> int:
+        return 0 if batch is None else sized(batch, sizer)  # None: unreadable, dropped
 
     async def _deliver(self, queue: Any, taken: list[tuple[Any, Batch | None]]) -> None:
         """Export what was taken, merged per request context and split at `max_size`; each

@@ -21,7 +21,7 @@ from functools import partial
 
 from otlp.batch import Batch
 from otlp.errors import BackpressureError, PermanentError, RetryableError
-from otlp.exporterhelper import QueueDispatch
+from otlp.exporterhelper import QueueDispatch, sized
 from storage import codec
 from storage.wal import (
     Record,
@@ -88,13 +88,6 @@ class PersistentQueue(QueueDispatch):
         await self.wal.close()
 
     # --- producer side -------------------------------------------------------------------
-    def _batch_size(self, batch: Batch) -> int:
-        if self.sizer == "items":
-            return batch.item_count()
-        if self.sizer == "bytes":
-            return batch.nbytes()
-        return 1
-
     def _record_size(self, record: Record) -> int:
         if self.sizer == "items":
             return record.meta
@@ -103,7 +96,7 @@ class PersistentQueue(QueueDispatch):
         return 1
 
     async def put(self, batch: Batch) -> None:
-        size = self._batch_size(batch)
+        size = sized(batch, self.sizer)
         while self.used + size > self.capacity and self.used > 0:
             if not self.block_on_overflow or self._closed:
                 raise BackpressureError(f"sending queue {self.name} is full", retry_after=1.0)
