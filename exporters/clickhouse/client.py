@@ -27,7 +27,7 @@ from clickhouse_connect.driver.compression import available_compression
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError
 
 from exporters.clickhouse.config import ClickHouseConfig
-from exporters.clickhouse.schema import ident
+from exporters.clickhouse.schema import ident, literal
 from otlp.confmodels import parse_duration
 from otlp.errors import ConsumeError, PermanentError, RetryableError
 
@@ -112,7 +112,7 @@ class ChdbInserter:
         self._types: dict[tuple[str, str], dict[str, str]] = {}  # (database, table) -> column types
         self.clause = ""
         if settings:
-            pairs = (f"{k} = {_sql_string(v)}" for k, v in settings.items())
+            pairs = (f"{k} = {literal(v)}" for k, v in settings.items())
             self.clause = " SETTINGS " + ", ".join(pairs)
 
     def insert(self, database: str, table: str, rows: pa.Table) -> None:
@@ -122,7 +122,7 @@ class ChdbInserter:
         types = self._types.get((database, table)) or self._column_types(database, table)
         columns = ", ".join(ident(name) for name in rows.schema.names)
         values = ", ".join(
-            f"CAST({ident(name)}, {_sql_string(types[name])})" if name in types else ident(name)
+            f"CAST({ident(name)}, {literal(types[name])})" if name in types else ident(name)
             for name in rows.schema.names
         )
         sql = (
@@ -138,7 +138,7 @@ class ChdbInserter:
     def _column_types(self, database: str, table: str) -> dict[str, str]:
         found = self.handle.query(
             "SELECT name, type FROM system.columns"
-            f" WHERE database = {_sql_string(database)} AND table = {_sql_string(table)}",
+            f" WHERE database = {literal(database)} AND table = {literal(table)}",
             "JSONCompactEachRow",
         )
         types = dict(orjson.loads(line) for line in found.bytes().splitlines() if line)
@@ -148,10 +148,6 @@ class ChdbInserter:
 
     def close(self) -> None:
         self.handle.close()
-
-
-def _sql_string(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 class Connection:

@@ -32,6 +32,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from exporters.clickhouse.schema import literal
+
 DEFAULT_FORMAT = "TabSeparated"
 # slice size of results the engine produced whole
 _SLICE = 1 << 20
@@ -291,10 +293,6 @@ class Progress:
         self.elapsed = max(self.elapsed, float(result.elapsed()))
 
 
-def _quote(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 class Execution:
     """One query on its own engine connection; every method blocks, so call them from a
     worker thread, one at a time."""
@@ -324,7 +322,7 @@ class Execution:
         for name, value in req.settings.items():
             if not _SETTING_NAME.fullmatch(name):
                 raise QueryError(115, "UNKNOWN_SETTING", f"Unknown setting '{name}'")
-            self._run(f"SET {name} = {_quote(value)}")
+            self._run(f"SET {name} = {literal(value)}")
         if req.database:
             self._run(f"USE `{req.database.replace('`', '``')}`")
         readonly = req.readonly

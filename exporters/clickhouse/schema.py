@@ -35,6 +35,11 @@ def ident(name: str) -> str:
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
+def literal(value: str) -> str:
+    """A ClickHouse string literal in single quotes."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def ttl_expr(seconds: float, time_field: str) -> str:
     """internal.GenerateTTLExpr: the largest whole unit among days, hours, minutes, seconds."""
     ttl = int(seconds)
