@@ -40,7 +40,7 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from otlp.component import EXTENSION, ComponentID, CreateSettings
@@ -230,31 +230,16 @@ class Plan:
         )
 
     def dumps(self) -> bytes:
-        return json.dumps(
-            {
-                "workers": self.workers,
-                "config_args": self.config_args,
-                "extensions": self.extensions,
-                "metrics_address": self.metrics_address,
-                "log_level": self.log_level,
-                "log_encoding": self.log_encoding,
-                "secrets": self.secrets,
-            }
-        ).encode()
+        return json.dumps(asdict(self)).encode()
 
     @classmethod
     def loads(cls, data: bytes) -> Plan:
         doc = json.loads(data)
+        # JSON has no tuples
+        doc["extensions"] = [(name, raw) for name, raw in doc["extensions"]]
         address = doc["metrics_address"]
-        return cls(
-            workers=doc["workers"],
-            config_args=doc["config_args"],
-            extensions=[(name, raw) for name, raw in doc["extensions"]],
-            metrics_address=(address[0], int(address[1])) if address else None,
-            log_level=doc["log_level"],
-            log_encoding=doc["log_encoding"],
-            secrets=doc["secrets"],
-        )
+        doc["metrics_address"] = (address[0], int(address[1])) if address else None
+        return cls(**doc)
 
 
 class Supervisor:
