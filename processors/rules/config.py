@@ -7,7 +7,7 @@ Rules are validated one by one so that an error names the rule (`rules[2] (id
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -49,12 +49,12 @@ class MetricCondition(_ConditionBase):
     percentile: float = Field(99.0, gt=0, le=100)
 
 
-class LogCondition(_ConditionBase):
-    signal: Literal["logs"]
-    # OTTL conditions in the log context, ORed; empty: every log record counts
+class _OttlCondition(_ConditionBase):
+    """A condition over records selected by OTTL conditions (ORed) in `ottl_context`; one
+    condition may be written as a plain string."""
+
+    ottl_context: ClassVar[str]
     condition: list[str] = Field(default_factory=list)
-    # `count` of matching records in the window, or `rate` per second
-    aggregation: Literal["count", "rate"] = "count"
 
     @field_validator("condition", mode="before")
     @classmethod
@@ -64,11 +64,21 @@ class LogCondition(_ConditionBase):
     @field_validator("condition")
     @classmethod
     def _compile(cls, value: list[str]) -> list[str]:
-        Condition(value, "log")
+        Condition(value, cls.ottl_context)
         return value
 
 
-class TraceCondition(_ConditionBase):
+class LogCondition(_OttlCondition):
+    ottl_context = "log"
+    signal: Literal["logs"]
+    # OTTL conditions in the log context, ORed; empty: every log record counts
+    condition: list[str] = Field(default_factory=list)
+    # `count` of matching records in the window, or `rate` per second
+    aggregation: Literal["count", "rate"] = "count"
+
+
+class TraceCondition(_OttlCondition):
+    ottl_context = "span"
     signal: Literal["traces"]
     # error_rate: spans with status ERROR / all spans (0..1); latency: a duration
     # percentile in milliseconds
@@ -78,17 +88,6 @@ class TraceCondition(_ConditionBase):
     condition: list[str] = Field(default_factory=list)
     # fewer spans than this in the window: the group is not evaluated (no verdict)
     min_spans: int = Field(1, ge=1)
-
-    @field_validator("condition", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
-
-    @field_validator("condition")
-    @classmethod
-    def _compile(cls, value: list[str]) -> list[str]:
-        Condition(value, "span")
-        return value
 
 
 RuleCondition = Annotated[
