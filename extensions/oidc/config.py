@@ -19,7 +19,9 @@ SUPPORTED_ALGORITHMS = (
 )  # fmt: skip
 
 
-class ProviderConfig(ComponentConfig):
+class _ProviderKeys(ComponentConfig):
+    """The keys of one issuer: a `providers` entry, or (legacy) the extension's top level."""
+
     issuer_url: str = ""
     audience: str = ""
     ignore_audience: bool = False
@@ -30,6 +32,8 @@ class ProviderConfig(ComponentConfig):
         "", validation_alias=AliasChoices("public_keys_file", "jwks_file")
     )
 
+
+class ProviderConfig(_ProviderKeys):
     @model_validator(mode="after")
     def _check(self) -> ProviderConfig:
         if not self.audience and not self.ignore_audience:
@@ -39,18 +43,9 @@ class ProviderConfig(ComponentConfig):
         return self
 
 
-class OIDCConfig(ComponentConfig):
+class OIDCConfig(_ProviderKeys):
     # the header (gRPC metadata key) carrying "Bearer <jwt>"
     attribute: str = "authorization"
-    issuer_url: str = ""
-    audience: str = ""
-    ignore_audience: bool = False
-    issuer_ca_path: str = ""
-    username_claim: str = ""
-    groups_claim: str = ""
-    public_keys_file: str = Field(
-        "", validation_alias=AliasChoices("public_keys_file", "jwks_file")
-    )
     providers: list[ProviderConfig] = Field(default_factory=list)
     # AIRIS
     algorithms: list[str] = Field(default_factory=lambda: list(SUPPORTED_ALGORITHMS))
@@ -83,8 +78,7 @@ class OIDCConfig(ComponentConfig):
 
     def all_providers(self) -> list[ProviderConfig]:
         """The legacy top-level provider (if any key of it is set) first, then `providers`."""
-        legacy_keys = ("issuer_url", "audience", "ignore_audience", "issuer_ca_path")
-        legacy_keys += ("username_claim", "groups_claim", "public_keys_file")
+        legacy_keys = list(_ProviderKeys.model_fields)
         if any(getattr(self, k) for k in legacy_keys):
             legacy = ProviderConfig.model_validate({k: getattr(self, k) for k in legacy_keys})
             return [legacy, *self.providers]
