@@ -316,6 +316,29 @@ def _exponential_buckets(table: pa.Table, group: pa.Array) -> pa.Table:
     return agg.merge_buckets(rows)
 
 
+def _record_groups(
+    memo: Memo, context: str, group_by: list[str], special: dict[str, str]
+) -> pa.Array:
+    """Each log record's or span's group label (attributes, then resource attributes; the
+    `special` labels name columns of the record itself), computed once per batch."""
+    rows = memo.rows(context)
+
+    def compute() -> pa.Array:
+        table = rows.table
+        columns = {label: table.column(name) for label, name in special.items()}
+        resource = rows.index["resource"]
+        attributes = table.column("attributes")
+        return group_column(
+            [
+                label_values(k, attributes, memo.batch.resources, resource, columns)
+                for k in group_by
+            ],
+            rows.n,
+        )
+
+    return memo.group(context, group_by, compute)
+
+
 class LogCompiled(Compiled):
     signal = "logs"
     shape = agg.STATS
@@ -330,25 +353,7 @@ class LogCompiled(Compiled):
         if batch.signal != "logs" or not batch.tables["logs"].num_rows:
             return None
         rows = memo.rows("log")
-        table = rows.table
-
-        def compute() -> pa.Array:
-            special = {"severity_text": table.column("severity_text")}
-            return group_column(
-                [
-                    label_values(
-                        k,
-                        table.column("attributes"),
-                        batch.resources,
-                        rows.index["resource"],
-                        special,
-                    )
-                    for k in self.group_by
-                ],
-                rows.n,
-            )
-
-        group = memo.group("log", self.group_by, compute)
+        group = _record_groups(memo, "log", self.group_by, {"severity_text": "severity_text"})
         if self.condition is not None:
             mask = self.condition.evaluate(rows)
             if not mask.any():
@@ -377,23 +382,9 @@ class TraceCompiled(Compiled):
         rows = memo.rows("span")
         table = rows.table
 
-        def compute() -> pa.Array:
-            special = {"span.name": table.column("name"), "operation": table.column("name")}
-            return group_column(
-                [
-                    label_values(
-                        k,
-                        table.column("attributes"),
-                        batch.resources,
-                        rows.index["resource"],
-                        special,
-                    )
-                    for k in self.group_by
-                ],
-                rows.n,
-            )
-
-        group = memo.group("span", self.group_by, compute)
+        group = _record_groups(
+            memo, "span", self.group_by, {"span.name": "name", "operation": "name"}
+        )
         if self.condition is not None:
             mask = self.condition.evaluate(rows)
             if not mask.any():
