@@ -10,19 +10,16 @@ negative enums, V_* types that don't match the filled fields).
 from __future__ import annotations
 
 import hashlib
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from otlp_samples import REQUESTS, SAMPLES, assert_batches_equal
+from test_roundtrip import SETTINGS, _small
 
-import otlp.anyvalue
 from benchmarks.payloads import make_templates
 from otlp import _encode, batch_ops, encode_fast
 from otlp.batch import (
@@ -38,22 +35,6 @@ from otlp.decode import decode_protobuf
 from otlp.encode import encode_protobuf, encode_protobuf_python
 
 SIGNALS = ["traces", "logs", "metrics"]
-SETTINGS = settings(
-    max_examples=int(os.environ.get("AIRIS_HYPOTHESIS_EXAMPLES", "40")),
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-
-
-@contextmanager
-def _small(threshold: int) -> Iterator[None]:
-    """Force the reference's per-value (huge threshold) or vectorised (0) attribute codec."""
-    saved = otlp.anyvalue.SMALL
-    otlp.anyvalue.SMALL = threshold
-    try:
-        yield
-    finally:
-        otlp.anyvalue.SMALL = saved
 
 
 def _assert_same(batch: Batch) -> bytes:
