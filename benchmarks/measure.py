@@ -28,7 +28,7 @@ from typing import Any
 
 from benchmarks.loadgen import LoadConfig, run
 from benchmarks.payloads import Template
-from benchmarks.procstat import TreeMeter, peak_rss_by_pid
+from benchmarks.procstat import TreeMeter, peak_rss_by_pid, reset_peak_rss
 from benchmarks.scenarios import Variant
 from benchmarks.targets import UNIT, metric_sum, scrape
 
@@ -185,11 +185,19 @@ class Meter:
         self.variant.results["saturation"] = result
         return result
 
-    async def window(self, rate: float) -> dict[str, Any]:
+    def window_concurrency(self) -> int:
+        """Requests in flight this collector needs at half its saturation, even when each
+        waits for a batch timeout."""
         best = self.variant.results["saturation"]["best"]
-        # enough requests in flight for the rate even when each waits for a batch timeout
-        concurrency = min(max(self.settings.levels), max(8, 2 * best["concurrency"]))
+        return min(max(self.settings.levels), max(8, 2 * best["concurrency"]))
+
+    async def window(self, rate: float, concurrency: int) -> dict[str, Any]:
+        """The fixed-rate window; its peak RSS is read on its own (the ramp's is kept)."""
+        self.peak_rss()
+        pids = self.tree.pids()
+        reset_peak_rss(pids)
         result = await self.load(concurrency, rate=rate, duration=self.settings.window_s)
+        result["peak_rss_mib"] = round(sum(peak_rss_by_pid(pids).values()) / MIB, 1)
         self.variant.results["window"] = result
         await self.settle()
         return result
@@ -204,11 +212,15 @@ class Meter:
         await self.drain()
 
     def peak_rss(self) -> None:
+        """Keep the highest peak RSS seen so far (the window resets the kernel's)."""
         by_pid = peak_rss_by_pid(self.tree.pids())
-        self.variant.results["peak_rss_mib"] = round(sum(by_pid.values()) / MIB, 1)
-        self.variant.results["peak_rss_mib_by_process"] = {
-            str(pid): round(v / MIB, 1) for pid, v in by_pid.items()
+        results = self.variant.results
+        kept = results.get("peak_rss_mib_by_process", {})
+        merged = {
+            str(pid): max(round(v / MIB, 1), kept.get(str(pid), 0)) for pid, v in by_pid.items()
         }
+        results["peak_rss_mib_by_process"] = merged
+        results["peak_rss_mib"] = round(sum(merged.values()), 1)
 
     def finish(self) -> None:
         """Stop the collector (and its sink) and account for every item."""

@@ -70,6 +70,16 @@ def peak_rss_by_pid(pids: list[int]) -> dict[int, int]:
     return {pid: _status_kib(pid, "VmHWM") * 1024 for pid in pids}
 
 
+def reset_peak_rss(pids: list[int]) -> None:
+    """Start VmHWM over from the current RSS (Linux >= 4.0: "5" to clear_refs), so a later
+    peak_rss_by_pid covers only what came after."""
+    for pid in pids:
+        try:
+            (_PROC / str(pid) / "clear_refs").write_text("5")
+        except OSError:
+            pass  # the process is gone
+
+
 def rss_bytes(pids: list[int]) -> int:
     return sum(_status_kib(pid, "VmRSS") * 1024 for pid in pids)
 

@@ -14,14 +14,15 @@ COLUMNS = (
     "CPU µs/item saturated",
     "CPU µs/item at R",
     "p50 / p99 ms at R",
-    "peak RSS MiB",
+    "peak RSS MiB: run / at R",
     "sent / acked / stored",
     "lost",
 )
 
 NOTES = """\
 - **R**: the offered rate of the fixed-rate window, the same for every collector of a scenario:
-  half of the lowest saturation among them.
+  half of the lowest saturation among them, with the same requests in flight at most and
+  connections (what the collector that needs the most in flight at that rate needs).
 - **items/s saturated**: sustained throughput at the best step of a concurrency ramp (1, 2,
   4, ... requests in flight, {batch} items per request) that ends when it stops growing by
   5%: items acknowledged in the step / (its load time + the time it then took to deliver
@@ -31,7 +32,9 @@ NOTES = """\
   all threads; supervisor and workers) from the start of a step until all it got acknowledged
   was delivered, divided by the items acknowledged in it.
 - **p50 / p99**: latency of the export call (request sent → response received) at R.
-- **peak RSS**: VmHWM summed over the collector's processes.
+- **peak RSS**: VmHWM summed over the collector's processes, over the whole run (the ramp
+  to saturation holds the most requests in flight) and over the window at R alone (the
+  kernel's peak is reset before it).
 - **sent / acked / stored**: items over the whole run; stored = rows in the embedded store,
   items the exporter sent (AIRIS nop), items the batch processor handed to nop (the
   Collector's nop has no exporter metrics) or items the sink accepted (forwarding).
@@ -83,6 +86,7 @@ def _figures(v: Variant) -> dict[str, float | None]:
         "p50": latency.get("p50"),
         "p99": latency.get("p99"),
         "rss": r.get("peak_rss_mib"),
+        "rss_r": window.get("peak_rss_mib"),
     }
 
 
@@ -112,7 +116,7 @@ def _variant_row(v: Variant) -> list[str]:
         _num(f["cpu_sat"], 2),
         _num(f["cpu_r"], 2),
         f"{_num(f['p50'], 1)} / {_num(f['p99'], 1)}",
-        _num(f["rss"], 0),
+        f"{_num(f['rss'], 0)} / {_num(f['rss_r'], 0)}",
         counts,
         lost_text,
     ]
@@ -126,7 +130,7 @@ def _ratio_row(label: str, a: Variant, b: Variant) -> list[str]:
         _ratio(fa["cpu_sat"], fb["cpu_sat"]),
         _ratio(fa["cpu_r"], fb["cpu_r"]),
         f"{_ratio(fa['p50'], fb['p50'])} / {_ratio(fa['p99'], fb['p99'])}",
-        _ratio(fa["rss"], fb["rss"]),
+        f"{_ratio(fa['rss'], fb['rss'])} / {_ratio(fa['rss_r'], fb['rss_r'])}",
         "",
         "",
     ]

@@ -144,8 +144,10 @@ async def run_scenario(
         saturations = [m.variant.results["saturation"]["best"]["items_per_s"] for m in meters]
         rate = 0.5 * min(saturations) if saturations and min(saturations) > 0 else None
         if rate:
+            # the same offered load for everyone: rate, requests in flight and connections
+            concurrency = max(m.window_concurrency() for m in meters)
             for m in meters:
-                window = await m.window(rate)
+                window = await m.window(rate, concurrency)
                 _log(
                     f"  {m.variant.label}: at {rate:,.0f}/s {window['cpu_us_per_item']} µs/item, "
                     f"p50 {window['latency_ms'].get('p50')} ms"
