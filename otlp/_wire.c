@@ -521,6 +521,46 @@ static inline int utf8_field(const Field *f, Bytes *out)
     return OK;
 }
 
+/* Every row of a string column is valid UTF-8. Attribute keys and string values are checked
+ * here, once per request, instead of one call per string: the column's bytes are scanned
+ * 8 at a time while they are ASCII (nearly always all of them), and only the rows from the
+ * first byte >= 0x80 on are checked one by one (a multi-byte character split over two rows
+ * would pass a check of the bytes as a whole). */
+static int text_ok(const Col *c)
+{
+    const uint8_t *p = c->data.p;
+    size_t n = c->data.n, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        if (w & 0x8080808080808080ULL) break;
+    }
+    while (i < n && p[i] < 0x80) i++;
+    if (i == n) return 1;
+    const int32_t *off = (const int32_t *)c->off.p;
+    for (int64_t r = 0, rows = string_rows(c); r < rows; r++)
+        if ((size_t)off[r + 1] > i && !utf8_ok(p + off[r], (size_t)(off[r + 1] - off[r])))
+            return 0;
+    return 1;
+}
+
+static int attrs_text_ok(const Attrs *a) { return text_ok(&a->key) && text_ok(&a->v.str); }
+
+static int points_text_ok(const PointCols *c) { return attrs_text_ok(&c->attrs) && attrs_text_ok(&c->ex.attrs); }
+
+/* The UTF-8 check of all attribute keys and string values of the request (see text_ok). */
+static int columns_text_ok(const Columns *c)
+{
+    const MetricCols *m = &c->mt;
+    return attrs_text_ok(&c->env.res_attrs) && attrs_text_ok(&c->env.sc_attrs) &&
+           attrs_text_ok(&c->tr.attrs) && attrs_text_ok(&c->tr.ev_attrs) &&
+           attrs_text_ok(&c->tr.ln_attrs) && attrs_text_ok(&c->lg.attrs) &&
+           text_ok(&c->lg.body.str) && attrs_text_ok(&m->metadata) &&
+           points_text_ok(&m->gauge.c) && points_text_ok(&m->sum.c) &&
+           points_text_ok(&m->hist.c) && points_text_ok(&m->exp.c) &&
+           points_text_ok(&m->summary.c);
+}
+
 /* ---------------------------------------------------------------------------------------
  * JSON rendering of arrays and kvlists: pcommon Value.AsString(), as otlp/anyvalue.py's
  * as_string renders it (Go encoding/json). Rendering only happens for nested values whose
@@ -845,7 +885,9 @@ typedef struct {
 } AnyValue;
 
 /* A top-level AnyValue (an attribute's value or a log body), upb semantics: unknown fields
- * (and known ones with another wire type) are skipped; a oneof set twice is left to upb. */
+ * (and known ones with another wire type) are skipped; a oneof set twice is left to upb.
+ * A string value is not checked for UTF-8 here: it lands in its column's bytes, which
+ * columns_text_ok checks in one pass once the request is read. */
 static int parse_anyvalue(Bytes s, AnyValue *av)
 {
     const uint8_t *p = s.p, *end = s.p + s.n;
@@ -853,12 +895,35 @@ static int parse_anyvalue(Bytes s, AnyValue *av)
     size_t header = 0;
     memset(av, 0, sizeof *av);
     av->s = av->raw = NO_BYTES;
+    /* the common encodings, as every SDK writes them: one field, a one-byte length */
+    if (s.n >= 2 && s.n < 0x82) {
+        if (p[0] == 0x0A && (size_t)p[1] + 2 == s.n) {
+            av->type = V_STRING;
+            av->s = (Bytes){p + 2, p[1]};
+            return OK;
+        }
+        if (p[0] == 0x21 && s.n == 9) {
+            av->type = V_DOUBLE;
+            av->d = as_double(le64(p + 1));
+            return OK;
+        }
+        if (p[0] == 0x18 && p[1] < 0x80 && s.n == 2) {
+            av->type = V_INT;
+            av->i = p[1];
+            return OK;
+        }
+        if (p[0] == 0x10 && p[1] < 0x80 && s.n == 2) {
+            av->type = V_BOOL;
+            av->b = p[1] != 0;
+            return OK;
+        }
+    }
     FOR_EACH_FIELD(p, end, f)
     {
         fields++;
         switch (f.tag) {
         case TAG(1, WT_LEN):
-            TRY(utf8_field(&f, &av->s));
+            av->s = f.s;
             av->type = V_STRING;
             break;
         case TAG(2, WT_VARINT):
@@ -945,22 +1010,41 @@ static int contains(Bytes hay, const uint8_t *needle, size_t n)
     return 0;
 }
 
-/* One KeyValue appended to `a`: key = 1, value = 2 (key_strindex = 3 is profiles-only). */
-static int parse_keyvalue(Dec *d, Attrs *a, Bytes s, ServiceName *svc)
+/* The key and value of a KeyValue (key = 1, value = 2; key_strindex = 3 is profiles-only).
+ * The key kept is checked for UTF-8 with its column (columns_text_ok), one it replaces here. */
+static int split_keyvalue(Bytes s, Bytes *key, Bytes *value)
 {
     const uint8_t *p = s.p, *end = s.p + s.n;
-    Bytes key = NO_BYTES, value = NO_BYTES;
-    int has_value = 0, rc_;
+    /* the common encoding: key, then value, each with a one-byte length */
+    if (s.n >= 4 && p[0] == 0x0A && p[1] < 0x80 && (size_t)p[1] + 4 <= s.n) {
+        const uint8_t *v = p + 2 + p[1];
+        if (v[0] == 0x12 && v[1] < 0x80 && (size_t)(v + 2 + v[1] - p) == s.n) {
+            *key = (Bytes){p + 2, p[1]};
+            *value = (Bytes){v + 2, v[1]};
+            return OK;
+        }
+    }
+    int has_key = 0, has_value = 0, rc_;
     FOR_EACH_FIELD(p, end, f)
     {
         if (f.tag == TAG(1, WT_LEN)) {
-            TRY(utf8_field(&f, &key));
+            if (has_key && !utf8_ok(key->p, key->n)) return DEFER; /* upb checks every copy */
+            has_key = 1;
+            *key = f.s;
         } else if (f.tag == TAG(2, WT_LEN)) {
             if (has_value) return DEFER; /* upb merges the two AnyValues */
             has_value = 1;
-            value = f.s;
+            *value = f.s;
         }
     }
+    return OK;
+}
+
+/* One KeyValue appended to `a`. */
+static int parse_keyvalue(Dec *d, Attrs *a, Bytes s, ServiceName *svc)
+{
+    Bytes key = NO_BYTES, value = NO_BYTES;
+    TRY(split_keyvalue(s, &key, &value));
     AnyValue av;
     TRY(parse_anyvalue(value, &av));
     GROW(key, key.n);
@@ -2379,6 +2463,7 @@ static PyObject *decode(PyObject *args, int signal)
     memset(&sizes, 0, sizeof sizes);
     Bytes body = {view.len ? view.buf : EMPTY, (size_t)view.len};
     int rc = parse_request(&d, body, parsers[signal]);
+    if (rc == OK && !columns_text_ok(c)) rc = DEFER;
     PyBuffer_Release(&view);
 
     struct ArrowArray *tables[8] = {0};

@@ -367,6 +367,64 @@ CASES = {
         _traces(_span_attr(KEY + _len(2, _len(1, b"\xf4\x90\x80\x80")))),
         False,
     ),
+    # keys and string values are checked a column at a time (text_ok in _wire.c)
+    "invalid UTF-8 key among valid ones": (
+        "traces",
+        _traces(_span_attr(KEY + _len(2, _len(1, b"v"))) + _span_attr(_len(1, b"ok\xe2\x82"))),
+        False,
+    ),
+    "a character split over two keys": (
+        "traces",
+        _traces(_span_attr(_len(1, b"a\xc3")) + _span_attr(_len(1, b"\xa9b"))),
+        False,
+    ),
+    "a character split over two values": (
+        "traces",
+        _traces(
+            _span_attr(KEY + _len(2, _len(1, b"\xc3")))
+            + _span_attr(KEY + _len(2, _len(1, b"\xa9")))
+        ),
+        False,
+    ),
+    "non-ASCII keys and values after ASCII ones": (
+        "traces",
+        _traces(
+            _span_attr(KEY + _len(2, _len(1, b"plain")))
+            + _span_attr(_len(1, "분석".encode()) + _len(2, _len(1, "é\u2028🙂".encode())))
+        ),
+        True,
+    ),
+    "invalid UTF-8 in the first of a key twice": (
+        "traces",
+        _traces(_span_attr(_len(1, b"\xff") + KEY + _len(2, b"\x18\x05"))),
+        False,
+    ),
+    "invalid UTF-8 log body": ("logs", _logs(_len(5, _len(1, b"\xff"))), False),
+    "invalid UTF-8 resource key": (
+        "traces",
+        _len(1, _len(1, _len(1, _len(1, b"\x80")))),
+        False,
+    ),
+    "invalid UTF-8 metric point value": (
+        "metrics",
+        _metrics(
+            _len(
+                5,
+                _len(
+                    1,
+                    _len(
+                        7,
+                        _len(1, b"k")
+                        + _len(
+                            2,
+                            _len(1, b"\xc3("),
+                        ),
+                    ),
+                ),
+            )
+        ),
+        False,
+    ),
     "invalid UTF-8 nested": (
         "traces",
         _traces(_span_attr(KEY + _len(2, _len(5, _len(1, _len(1, b"\xff")))))),
