@@ -893,8 +893,8 @@ static int parse_anyvalue(Bytes s, AnyValue *av)
     const uint8_t *p = s.p, *end = s.p + s.n;
     int members = 0, fields = 0, rc_;
     size_t header = 0;
-    memset(av, 0, sizeof *av);
-    av->s = av->raw = NO_BYTES;
+    /* assigned whole: a memset then two field stores made the CPU wait on store forwarding */
+    *av = (AnyValue){.type = V_EMPTY, .s = NO_BYTES, .raw = NO_BYTES};
     /* the common encodings, as every SDK writes them: one field, a one-byte length */
     if (s.n >= 2 && s.n < 0x82) {
         if (p[0] == 0x0A && (size_t)p[1] + 2 == s.n) {
@@ -907,9 +907,10 @@ static int parse_anyvalue(Bytes s, AnyValue *av)
             av->d = as_double(le64(p + 1));
             return OK;
         }
-        if (p[0] == 0x18 && p[1] < 0x80 && s.n == 2) {
+        uint64_t v = 0;
+        if (p[0] == 0x18 && read_varint(p + 1, end, &v) == end) {
             av->type = V_INT;
-            av->i = p[1];
+            av->i = (int64_t)v;
             return OK;
         }
         if (p[0] == 0x10 && p[1] < 0x80 && s.n == 2) {
@@ -2070,24 +2071,6 @@ static const void *pack_bytes(Dec *d, const uint8_t *bytes, int64_t n)
     return bits;
 }
 
-/* bit i = ((mask >> types[i]) & 1); *nulls counts the zeros */
-static const void *pack_types(Dec *d, const uint8_t *types, int64_t n, unsigned mask,
-                              int64_t *nulls)
-{
-    uint8_t *bits = bitmap(d, n);
-    int64_t valid = 0;
-    if (bits) {
-        for (int64_t i = 0; i < n; i++) {
-            if ((mask >> types[i]) & 1) {
-                bits[i >> 3] |= (uint8_t)(1u << (i & 7));
-                valid++;
-            }
-        }
-    }
-    *nulls = n - valid;
-    return bits;
-}
-
 static const void *validity(Dec *d, Col *c, int64_t n)
 {
     check(d, c->nulls == 0 || (int64_t)c->valid.n == n);
@@ -2136,42 +2119,59 @@ static struct ArrowArray *ex_list(Dec *d, Col *c, int64_t n, struct ArrowArray *
     return mk(d, n, 0, 2, NULL, offsets, NULL, 1, &child);
 }
 
-/* string/binary with validity derived from the VALUE type column */
-static struct ArrowArray *ex_typed_string(Dec *d, Col *c, const uint8_t *types, int64_t n,
-                                          unsigned mask)
-{
-    int64_t nulls = 0;
-    const void *valid = pack_types(d, types, n, mask, &nulls);
-    const void *offsets = ex_offsets(d, c, n);
-    return mk(d, n, nulls, 3, valid, offsets, take(d, &c->data), 0, NULL);
-}
-
-static struct ArrowArray *ex_typed_fixed(Dec *d, Col *c, const uint8_t *types, int64_t n,
-                                         size_t width, unsigned mask)
-{
-    int64_t nulls = 0;
-    check(d, c->data.n == (size_t)n * width);
-    const void *valid = pack_types(d, types, n, mask, &nulls);
-    return mk(d, n, nulls, 2, valid, take(d, &c->data), NULL, 0, NULL);
-}
-
 #define BIT(t) (1u << (t))
+
+/* The validity bitmaps of the five VALUE members (string, int, double, bool, bytes) from
+ * the type column, in one pass over it; nulls[j] counts the zeros of bitmap j. */
+static void pack_value_types(Dec *d, const uint8_t *types, int64_t n, uint8_t **bits,
+                             int64_t *nulls)
+{
+    static const unsigned masks[5] = {
+        BIT(V_STRING) | BIT(V_ARRAY) | BIT(V_KVLIST), BIT(V_INT), BIT(V_DOUBLE), BIT(V_BOOL),
+        BIT(V_BYTES) | BIT(V_ARRAY) | BIT(V_KVLIST),
+    };
+    /* member j valid for type t: bit j of member_bits[t] */
+    uint8_t member_bits[256] = {0};
+    for (int j = 0; j < 5; j++)
+        for (unsigned t = 0; t < 32; t++)
+            if ((masks[j] >> t) & 1) member_bits[t] |= (uint8_t)(1u << j);
+    int64_t valid[5] = {0};
+    for (int j = 0; j < 5; j++) bits[j] = bitmap(d, n);
+    if (bits[0] && bits[1] && bits[2] && bits[3] && bits[4]) {
+        for (int64_t i = 0; i < n; i++) {
+            unsigned m = member_bits[types[i]];
+            uint8_t bit = (uint8_t)(1u << (i & 7));
+            for (int j = 0; j < 5; j++) {
+                if ((m >> j) & 1) {
+                    bits[j][i >> 3] |= bit;
+                    valid[j]++;
+                }
+            }
+        }
+    }
+    for (int j = 0; j < 5; j++) nulls[j] = n - valid[j];
+}
 
 /* VALUE fields (type, str, int, double, bool, bytes) into kids[0..5] */
 static void ex_values(Dec *d, Values *v, struct ArrowArray **kids)
 {
     int64_t n = VALUE_ROWS(*v);
     const uint8_t *types = v->type.data.p ? v->type.data.p : EMPTY;
+    uint8_t *valid[5];
+    int64_t nulls[5];
+    pack_value_types(d, types, n, valid, nulls);
     kids[0] = ex_fixed(d, &v->type, n, 1);
-    kids[1] = ex_typed_string(d, &v->str, types, n, BIT(V_STRING) | BIT(V_ARRAY) | BIT(V_KVLIST));
-    kids[2] = ex_typed_fixed(d, &v->i, types, n, 8, BIT(V_INT));
-    kids[3] = ex_typed_fixed(d, &v->d, types, n, 8, BIT(V_DOUBLE));
-    int64_t nulls = 0;
+    /* one statement per reservation: both export passes must reserve in the same order */
+    const void *str_offsets = ex_offsets(d, &v->str, n);
+    kids[1] = mk(d, n, nulls[0], 3, valid[0], str_offsets, take(d, &v->str.data), 0, NULL);
+    check(d, v->i.data.n == (size_t)n * 8 && v->d.data.n == (size_t)n * 8);
+    kids[2] = mk(d, n, nulls[1], 2, valid[1], take(d, &v->i.data), NULL, 0, NULL);
+    kids[3] = mk(d, n, nulls[2], 2, valid[2], take(d, &v->d.data), NULL, 0, NULL);
     check(d, v->b.data.n == (size_t)n);
-    const void *valid = pack_types(d, types, n, BIT(V_BOOL), &nulls);
     const void *bits = d->broken ? NULL : pack_bytes(d, v->b.data.p, n);
-    kids[4] = mk(d, n, nulls, 2, valid, bits, NULL, 0, NULL);
-    kids[5] = ex_typed_string(d, &v->bin, types, n, BIT(V_BYTES) | BIT(V_ARRAY) | BIT(V_KVLIST));
+    kids[4] = mk(d, n, nulls[3], 2, valid[3], bits, NULL, 0, NULL);
+    const void *bin_offsets = ex_offsets(d, &v->bin, n);
+    kids[5] = mk(d, n, nulls[4], 3, valid[4], bin_offsets, take(d, &v->bin.data), 0, NULL);
 }
 
 /* ATTRIBUTES column for `owners` rows */
