@@ -182,6 +182,13 @@ class Connection:
         return str(self.client.server_version)
 
 
+# Settings of the embedded store's inserts, under the user's own (endpoint parameters and
+# connection_params win). Skip indexes are built by the merges, not by each insert: MergeTree
+# merges every inserted part soon and builds the merged part's indexes anew, so the insert's
+# were work thrown away. Measured on the traces table (the Collector's DDL, 131k-row inserts):
+# 4.0 -> 2.6 us of CPU per row. A part not merged yet has no skip index: queries read it whole.
+EMBEDDED_INSERT_SETTINGS = {"materialize_skip_indexes_on_insert": "0"}
+
 # chDB stores open in this process: resolved path -> (connection, users)
 _stores: dict[str, tuple[Connection, int]] = {}
 _stores_lock = threading.Lock()
@@ -201,7 +208,10 @@ def _open_chdb(path: str, settings: dict[str, str]) -> Connection:
             settings=settings or None,
         )
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chdb")
-        inserter = ChdbInserter(resolved if resolved.startswith("/") else ":memory:", settings)
+        inserter = ChdbInserter(
+            resolved if resolved.startswith("/") else ":memory:",
+            {**EMBEDDED_INSERT_SETTINGS, **settings},
+        )
         conn = Connection(client, executor, f"chdb:{resolved}", inserter)
         _stores[resolved] = (conn, 1)
         return conn
