@@ -22,7 +22,9 @@ COLUMNS = (
 NOTES = """\
 - **R**: the offered rate of the fixed-rate window, the same for every collector of a scenario:
   half of the lowest saturation among them, with the same requests in flight at most and
-  connections (what the collector that needs the most in flight at that rate needs).
+  connections (what the collector that needs the most in flight at that rate needs). Each
+  collector gets {repeats} windows at R, in turns with the others; the table shows the window
+  of median CPU per item (latest.json has them all) and the highest peak RSS among them.
 - **items/s saturated**: sustained throughput at the best step of a concurrency ramp (1, 2,
   4, ... requests in flight, {batch} items per request) that ends when it stops growing by
   5%: items acknowledged in the step / (its load time + the time it then took to deliver

@@ -146,12 +146,13 @@ async def run_scenario(
         if rate:
             # the same offered load for everyone: rate, requests in flight and connections
             concurrency = max(m.window_concurrency() for m in meters)
-            for m in meters:
-                window = await m.window(rate, concurrency)
-                _log(
-                    f"  {m.variant.label}: at {rate:,.0f}/s {window['cpu_us_per_item']} µs/item, "
-                    f"p50 {window['latency_ms'].get('p50')} ms"
-                )
+            for turn in range(settings.window_repeats):
+                for m in meters[turn % len(meters) :] + meters[: turn % len(meters)]:
+                    window = await m.window(rate, concurrency)
+                    _log(
+                        f"  {m.variant.label}: at {rate:,.0f}/s {window['cpu_us_per_item']}"
+                        f" µs/item, p50 {window['latency_ms'].get('p50')} ms"
+                    )
         for m in meters:
             m.peak_rss()
         if profile_dir is not None:
@@ -313,7 +314,10 @@ def markdown(result: dict[str, Any], quick: bool) -> str:
         "",
         result["table"],
         "",
-        report.NOTES.format(batch=result["settings"]["batch"]),
+        report.NOTES.format(
+            batch=result["settings"]["batch"],
+            repeats=result["settings"].get("window_repeats", 1),
+        ),
     ]
     if result.get("processor_chain"):
         parts += ["", processor_chain.to_markdown(result["processor_chain"])]

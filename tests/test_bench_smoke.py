@@ -25,6 +25,7 @@ SMOKE = Settings(
     batch=64,
     floor_s=0.05,
     drain_timeout_s=10.0,
+    window_repeats=2,
 )
 
 
@@ -36,6 +37,8 @@ def _check_counts(v: object) -> None:
     assert results["exit_code"] == 0
     assert results["saturation"]["best"]["items_per_s"] > 0
     assert results["window"]["acknowledged"] == 20 * 64
+    assert len(results["window_runs"]) == SMOKE.window_repeats  # in turns with the others
+    assert results["window"]["peak_rss_mib"] > 0
     assert results["peak_rss_mib"] > 0
 
 
