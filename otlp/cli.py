@@ -179,10 +179,8 @@ async def _serve(cfg: config_module.Config, link: workers.WorkerLink | None = No
         if metrics_server:
             await metrics_server.stop()
         return 1
-    trimmer = asyncio.create_task(memory.trim_heap())
     await stop.wait()
     log.info("Received signal, shutting down")
-    trimmer.cancel()
     await service.shutdown()
     if metrics_server:
         await metrics_server.stop()

@@ -18,19 +18,13 @@ first free of a large block such buffers come from the heaps) brings the peak to
 but the mmap/munmap and page faults of every request-sized buffer cost ~1.5 µs of CPU per
 span (+50%) and halve the saturated throughput.
 
-glibc hands freed memory back to the OS by itself only from the top of the heap; the pages of
-request-sized buffers freed in its middle stay resident after a burst. So the serving process
-calls malloc_trim(0) once a second (trim_heap), which releases them: measured on (a) at R after
-a ramp to saturation, 162-170 -> 150 MiB, at no CPU cost the benchmark can tell from noise.
-
 Nothing here changes what is computed. A user's own choice wins: MALLOC_ARENA_MAX or
 GLIBC_TUNABLES for glibc, ARROW_DEFAULT_MEMORY_POOL for Arrow; and AIRIS_MALLOC_TUNING=0
-leaves both allocators as they are and trims nothing.
+leaves both allocators as they are.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import ctypes.util
 import os
@@ -39,7 +33,6 @@ import sys
 SWITCH = "AIRIS_MALLOC_TUNING"
 ARENA_MAX = 1
 ARROW_POOL = "system"
-TRIM_PERIOD_S = 1.0
 
 _M_ARENA_MAX = -8  # mallopt parameter (malloc.h)
 
@@ -81,22 +74,7 @@ def configure() -> dict[str, object]:
         libc.mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
         if libc.mallopt(_M_ARENA_MAX, ARENA_MAX) == 1:
             _applied["malloc_arena_max"] = ARENA_MAX
-    if libc is not None and hasattr(libc, "malloc_trim"):
-        _applied["malloc_trim_s"] = TRIM_PERIOD_S
     return dict(_applied)
-
-
-async def trim_heap(period: float = TRIM_PERIOD_S) -> None:
-    """Releases the heap's free pages every `period` seconds, if configure() set trimming up;
-    runs until cancelled (a task of the serving loop)."""
-    libc = _glibc() if "malloc_trim_s" in _applied else None
-    if libc is None:
-        return
-    trim = libc.malloc_trim
-    trim.argtypes = (ctypes.c_size_t,)
-    while True:
-        await asyncio.sleep(period)
-        trim(0)
 
 
 def report() -> dict[str, object]:

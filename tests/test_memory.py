@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from tests.harness import ROOT, Collector, base_config
 
@@ -45,12 +44,6 @@ print(json.dumps({
 
 
 def _probe(mode: str, **env: str) -> dict[str, object]:
-    return _run_probe(PROBE, mode, env)
-
-
-def _run_probe(code: str, mode: str, env: dict[str, str]) -> dict[str, Any]:
-    """`code` in a fresh interpreter with no allocator settings of the caller's; its last line
-    of output as JSON."""
     clean = {
         k: v
         for k, v in os.environ.items()
@@ -58,7 +51,7 @@ def _run_probe(code: str, mode: str, env: dict[str, str]) -> dict[str, Any]:
     }
     clean.pop("AIRIS_MALLOC_TUNING", None)
     result = subprocess.run(
-        [sys.executable, "-c", code, mode],
+        [sys.executable, "-c", PROBE, mode],
         capture_output=True,
         text=True,
         timeout=60,
@@ -77,7 +70,6 @@ def test_configure_shares_one_arena_and_uses_the_system_arrow_pool() -> None:
     assert after["report"] == {
         "arrow_memory_pool": "system",
         "malloc_arena_max": 1,
-        "malloc_trim_s": 1.0,
         "arrow_pool_backend": "system",
     }
 
@@ -86,7 +78,7 @@ def test_the_users_choice_wins() -> None:
     chosen = _probe("configure", ARROW_DEFAULT_MEMORY_POOL="mimalloc", MALLOC_ARENA_MAX="4")
     assert chosen["main_arena"] is False
     assert chosen["arrow"] == "mimalloc"
-    assert chosen["report"] == {"malloc_trim_s": 1.0, "arrow_pool_backend": "mimalloc"}
+    assert chosen["report"] == {"arrow_pool_backend": "mimalloc"}
 
 
 def test_switched_off() -> None:
@@ -94,49 +86,6 @@ def test_switched_off() -> None:
     assert off["main_arena"] is False
     assert off["report"] == {"arrow_pool_backend": off["arrow"]}
     assert off["arrow"] != "system"
-
-
-# Freed request-sized buffers in the middle of the heap stay resident until trimmed: 4 MiB
-# freed raises glibc's dynamic mmap threshold, so the 256 KiB buffers after it come from the
-# heap, each pinned in place by a small malloc'ed buffer allocated after it.
-TRIM_PROBE = """
-import asyncio, json, sys
-from otlp import memory
-if sys.argv[1] == "configure":
-    memory.configure()
-def rss():
-    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS"))
-big = bytearray(4 << 20)
-del big
-buffers, pins = [], []
-for _ in range(256):
-    buffers.append(bytearray(256 << 10))
-    pins.append(bytearray(2000))
-loaded = rss()
-del buffers
-freed = rss()
-async def trim_for_a_while():
-    task = asyncio.create_task(memory.trim_heap(0.05))
-    await asyncio.sleep(0.3)
-    task.cancel()
-asyncio.run(trim_for_a_while())
-print(json.dumps({"loaded": loaded, "freed": freed, "trimmed": rss()}))
-"""
-
-
-def _trim_probe(mode: str, **env: str) -> dict[str, int]:
-    return _run_probe(TRIM_PROBE, mode, env)
-
-
-def test_trim_heap_hands_freed_pages_back() -> None:
-    kib = 1024
-    trimmed = _trim_probe("configure")
-    # 64 MiB of buffers: freeing them leaves them resident, the trimming task releases them
-    assert trimmed["freed"] > trimmed["loaded"] - 8 * kib
-    assert trimmed["trimmed"] < trimmed["freed"] - 48 * kib
-    # without configure() (or with AIRIS_MALLOC_TUNING=0) the task trims nothing
-    for untrimmed in (_trim_probe("plain"), _trim_probe("configure", AIRIS_MALLOC_TUNING="0")):
-        assert untrimmed["trimmed"] > untrimmed["freed"] - 8 * kib
 
 
 def test_collector_and_its_workers_apply_the_settings(tmp_path: Path) -> None:
@@ -166,6 +115,6 @@ def test_collector_and_its_workers_apply_the_settings(tmp_path: Path) -> None:
     pids = {doc["pid"] for doc in reports}
     assert supervisor in pids and len(pids) == 3
     for doc in reports:
-        assert doc["malloc_arena_max"] == 1 and doc["malloc_trim_s"] == 1.0
+        assert doc["malloc_arena_max"] == 1
         if doc["pid"] != supervisor:
             assert doc["arrow_pool_backend"] == "system"
