@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,20 +84,28 @@ def metric_sum(text: str, name: str) -> float:
     return sum(float(v) for v in pattern.findall(text))
 
 
-def _wait_port(proc: subprocess.Popen[bytes], endpoint: str, deadline: float, log: Path) -> None:
-    host, port = endpoint.rsplit(":", 1)
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"exited {proc.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            socket.create_connection((host, int(port)), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"{endpoint} not listening:\n{log.read_text()[-4000:]}"
-                ) from None
-            time.sleep(0.05)
+def wait_listening(
+    proc: subprocess.Popen[bytes] | None,
+    endpoints: list[str],
+    deadline: float,
+    logs: Callable[[], str],
+    what: str,
+) -> None:
+    """Until every `host:port` accepts connections; raises with the process's logs when `proc`
+    (if given) exits first or `deadline` (time.monotonic()) passes. (The tests' peers wait
+    with it too.)"""
+    for endpoint in endpoints:
+        host, port = endpoint.rsplit(":", 1)
+        while True:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"{what} exited {proc.returncode}:\n{logs()}")
+            try:
+                socket.create_connection((host, int(port)), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{what} not listening on {endpoint}:\n{logs()}") from None
+                time.sleep(0.05)
 
 
 class Collector:
@@ -144,8 +153,10 @@ class Collector:
 
     def wait_ready(self, deadline: float) -> None:
         assert self.proc is not None
-        for endpoint in (self.grpc, self.http):
-            _wait_port(self.proc, endpoint, deadline, self.log_path)
+        wait_listening(self.proc, [self.grpc, self.http], deadline, self._log_tail, self.name)
+
+    def _log_tail(self) -> str:
+        return self.log_path.read_text()[-4000:]
 
     def start(self, timeout: float = 90) -> None:
         self.config_path.write_text(yaml.safe_dump(self.config()))
@@ -314,7 +325,8 @@ class OtelCol(Collector):
     def wait_ready(self, deadline: float) -> None:
         super().wait_ready(deadline)
         assert self.proc is not None
-        _wait_port(self.proc, f"127.0.0.1:{self.metrics_port}", deadline, self.log_path)
+        metrics = [f"127.0.0.1:{self.metrics_port}"]
+        wait_listening(self.proc, metrics, deadline, self._log_tail, self.name)
 
     def delivered(self) -> float | None:
         text = scrape(self.metrics_url)

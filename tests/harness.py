@@ -14,11 +14,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+# waiting for a peer's ports: the benchmark harness's, re-exported for the peers' helpers
+from benchmarks.targets import wait_listening as wait_listening
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,29 +53,6 @@ def free_port() -> int:
         if port not in _handed_out:
             _handed_out.add(port)
             return port
-
-
-def wait_listening(
-    proc: subprocess.Popen[bytes] | None,
-    endpoints: list[str],
-    deadline: float,
-    logs: Callable[[], str],
-    what: str,
-) -> None:
-    """Until every `host:port` accepts connections; raises with the peer's logs when `proc`
-    (if given) exits first or `deadline` (time.monotonic()) passes."""
-    for endpoint in endpoints:
-        host, port = endpoint.rsplit(":", 1)
-        while True:
-            if proc is not None and proc.poll() is not None:
-                raise RuntimeError(f"{what} exited {proc.returncode}:\n{logs()}")
-            try:
-                socket.create_connection((host, int(port)), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{what} not listening on {endpoint}:\n{logs()}") from None
-                time.sleep(0.05)
 
 
 class Collector:
