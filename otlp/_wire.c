@@ -2119,22 +2119,17 @@ static struct ArrowArray *ex_list(Dec *d, Col *c, int64_t n, struct ArrowArray *
     return mk(d, n, 0, 2, NULL, offsets, NULL, 1, &child);
 }
 
-#define BIT(t) (1u << (t))
-
 /* The validity bitmaps of the five VALUE members (string, int, double, bool, bytes) from
  * the type column, in one pass over it; nulls[j] counts the zeros of bitmap j. */
 static void pack_value_types(Dec *d, const uint8_t *types, int64_t n, uint8_t **bits,
                              int64_t *nulls)
 {
-    static const unsigned masks[5] = {
-        BIT(V_STRING) | BIT(V_ARRAY) | BIT(V_KVLIST), BIT(V_INT), BIT(V_DOUBLE), BIT(V_BOOL),
-        BIT(V_BYTES) | BIT(V_ARRAY) | BIT(V_KVLIST),
+    /* member j is valid for a value of type t: bit j of member_bits[t] (arrays and kvlists
+     * have their JSON in the string member and their encoding in the bytes member) */
+    static const uint8_t member_bits[256] = {
+        [V_STRING] = 1, [V_INT] = 2, [V_DOUBLE] = 4, [V_BOOL] = 8, [V_BYTES] = 16,
+        [V_ARRAY] = 1 | 16, [V_KVLIST] = 1 | 16,
     };
-    /* member j valid for type t: bit j of member_bits[t] */
-    uint8_t member_bits[256] = {0};
-    for (int j = 0; j < 5; j++)
-        for (unsigned t = 0; t < 32; t++)
-            if ((masks[j] >> t) & 1) member_bits[t] |= (uint8_t)(1u << j);
     int64_t valid[5] = {0};
     for (int j = 0; j < 5; j++) bits[j] = bitmap(d, n);
     if (bits[0] && bits[1] && bits[2] && bits[3] && bits[4]) {
