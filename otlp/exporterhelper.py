@@ -436,6 +436,11 @@ class QueueDispatch:
     persistent queue keeps it on disk)."""
 
     drains_after_stop = True
+    # the producer side's refusal when full; subclasses set capacity, block_on_overflow, name
+    full_message = "sending queue {} is full"
+    capacity: int
+    block_on_overflow: bool
+    name: str
 
     def __init__(self) -> None:
         self.used = 0
@@ -443,6 +448,15 @@ class QueueDispatch:
         self._not_empty = asyncio.Event()
         self._space = asyncio.Event()
         self._closed = False
+
+    async def _room_for(self, size: int) -> None:
+        """Until `size` more fits (a queue holding nothing takes anything); refused at once
+        unless block_on_overflow, and once dispatch has stopped."""
+        while self.used + size > self.capacity and self.used > 0:
+            if not self.block_on_overflow or self._closed:
+                raise BackpressureError(self.full_message.format(self.name), retry_after=1.0)
+            self._space.clear()
+            await self._space.wait()
 
     async def get(self) -> Any:
         """The oldest waiting item, or None once dispatch has stopped (and, for a draining
@@ -498,6 +512,8 @@ class MemoryQueue(QueueDispatch):
     """The in-memory sending queue: bounded in the sizer's units, lost on a crash. Once
     dispatch stops (shutdown), consumers still get what is queued, then None."""
 
+    full_message = "sending queue of exporter {} is full"
+
     def __init__(self, sizer: str, capacity: int, block_on_overflow: bool, name: str) -> None:
         super().__init__()
         self.sizer = sizer
@@ -507,11 +523,7 @@ class MemoryQueue(QueueDispatch):
 
     async def put(self, batch: Batch) -> None:
         size = sized(batch, self.sizer)
-        while self.used + size > self.capacity and self.used > 0:
-            if not self.block_on_overflow or self._closed:
-                raise BackpressureError(f"sending queue of exporter {self.name} is full", 1.0)
-            self._space.clear()
-            await self._space.wait()
+        await self._room_for(size)
         self._ready.append(_MemoryItem(size, batch))
         self.used += size
         self._not_empty.set()

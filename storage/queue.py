@@ -97,11 +97,7 @@ class PersistentQueue(QueueDispatch):
 
     async def put(self, batch: Batch) -> None:
         size = sized(batch, self.sizer)
-        while self.used + size > self.capacity and self.used > 0:
-            if not self.block_on_overflow or self._closed:
-                raise BackpressureError(f"sending queue {self.name} is full", retry_after=1.0)
-            self._space.clear()
-            await self._space.wait()
+        await self._room_for(size)
         if self._closed:
             raise BackpressureError(f"sending queue {self.name} is shutting down", retry_after=1.0)
         # reserve the room before writing, so concurrent puts cannot overshoot the capacity
